@@ -1,0 +1,11 @@
+//! `toolwarden quickstart`.
+
+use super::{Globals, Outcome};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
+    let _ = (args, g);
+    Err(super::UsageError("`toolwarden quickstart` is not available yet".into()).into())
+}

@@ -1,0 +1,11 @@
+//! `toolwarden stats`.
+
+use super::{Globals, Outcome};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
+    let _ = (args, g);
+    Err(super::UsageError("`toolwarden stats` is not available yet".into()).into())
+}

@@ -1,0 +1,1 @@
+//! The built-in demo MCP server: the fixture for tests and quickstart.

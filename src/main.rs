@@ -1,0 +1,5 @@
+//! The `toolwarden` binary: everything lives in the library; this only hands over the arguments.
+
+fn main() -> std::process::ExitCode {
+    toolwarden::cli::main()
+}

@@ -1,0 +1,1 @@
+//! Talking MCP as a client: stdio children and Streamable HTTP, initialize, paginated tools/list.

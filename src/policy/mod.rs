@@ -1,0 +1,1 @@
+//! Policies: the document format, validation, generation and the pure decision function.

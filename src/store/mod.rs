@@ -1,0 +1,1 @@
+//! The catalogue's source of truth: SQLite (the only module that imports rusqlite).

@@ -1,0 +1,1 @@
+//! `toolwarden classify`: captured tool lists in, classifications with evidence out.

@@ -1,0 +1,6 @@
+//! One integration-test binary (see `autotests = false` in Cargo.toml): every test drives the real
+//! `toolwarden` binary, real files, real databases and real MCP servers.
+
+mod util;
+
+mod classify;
