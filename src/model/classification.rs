@@ -41,3 +41,13 @@ pub struct Classification {
     /// Version of the ruleset that produced this, so a rules update can reclassify the catalogue.
     pub ruleset: String,
 }
+
+/// One tool as the catalogue holds it: where it comes from, its current definition and its classification.
+/// The store returns these; search, show, export and policy generation consume them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolRecord {
+    pub server: String,
+    pub tool: super::Tool,
+    pub fingerprint: String,
+    pub classification: Classification,
+}
