@@ -16,5 +16,5 @@ pub use capture::{BadTool, CaptureError, ToolCapture};
 pub use category::{Category, ParseEnumError, Risk, Severity};
 pub use classification::{Classification, Evidence, Finding, ToolRecord};
 pub use fingerprint::{canonical_json, fingerprint};
-pub use server::{ServerInfo, ServerSnapshot, ServerSpec, Transport, redact_secret};
+pub use server::{ChangeReport, ServerInfo, ServerSnapshot, ServerSpec, Transport, redact_secret};
 pub use tool::{Annotations, Tool};

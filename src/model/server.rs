@@ -118,3 +118,23 @@ mod tests {
         assert_eq!(spec.target(), "npx -y pkg");
     }
 }
+
+/// What changed for one server between the catalogue's previous state and a new listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeReport {
+    pub server: String,
+    /// Tool names that are new.
+    pub added: Vec<String>,
+    /// Tool names that disappeared.
+    pub removed: Vec<String>,
+    /// Tool names whose definition (fingerprint) changed.
+    pub changed: Vec<String>,
+    /// How many tools are exactly as before.
+    pub unchanged: usize,
+}
+
+impl ChangeReport {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
