@@ -1,0 +1,176 @@
+//! Turning names and prose into words the rules can look up.
+//!
+//! Tool names come in every convention (`delete_issue`, `deleteIssue`, `delete-issue`, `github.delete_issue`,
+//! `API-delete-a-block`, `HTTPRequestSend`), so a name is split into lowercase words first and every rule speaks
+//! words. Verbs appear inflected in prose (`Deletes`, `deleting`, `created`), so lookups try a few cheap
+//! de-inflections instead of carrying every form in the rule files.
+
+/// Longest name (in bytes) we look at; longer names are cut, not rejected.
+pub(crate) const MAX_NAME: usize = 256;
+/// Most words taken from one name.
+pub(crate) const MAX_NAME_WORDS: usize = 32;
+
+/// Split an identifier into lowercase words: snake, kebab, dotted, slashed, spaced and camel case.
+pub(crate) fn split_name(name: &str) -> Vec<String> {
+    let name = truncate(name, MAX_NAME);
+    let mut words = Vec::new();
+    for part in name.split(|c: char| !c.is_alphanumeric()) {
+        if part.is_empty() {
+            continue;
+        }
+        split_camel(part, &mut words);
+        if words.len() >= MAX_NAME_WORDS {
+            words.truncate(MAX_NAME_WORDS);
+            break;
+        }
+    }
+    words
+}
+
+/// `getHTTPResponse2` → `get`, `http`, `response2`.
+fn split_camel(part: &str, out: &mut Vec<String>) {
+    let chars: Vec<char> = part.chars().collect();
+    let mut start = 0;
+    for i in 1..chars.len() {
+        let (prev, cur) = (chars[i - 1], chars[i]);
+        let next_lower = chars.get(i + 1).is_some_and(|c| c.is_lowercase());
+        let boundary = (prev.is_lowercase() && cur.is_uppercase())
+            || (prev.is_uppercase() && cur.is_uppercase() && next_lower)
+            || (prev.is_ascii_digit() && cur.is_alphabetic() && cur.is_uppercase());
+        if boundary {
+            out.push(chars[start..i].iter().collect::<String>().to_lowercase());
+            start = i;
+        }
+    }
+    out.push(chars[start..].iter().collect::<String>().to_lowercase());
+}
+
+/// The forms a word may have come from, most likely first: `deletes` → `deletes`, `delete`; `running` → `run`.
+pub(crate) fn lemmas(word: &str) -> impl Iterator<Item = String> + '_ {
+    let mut forms: Vec<String> = vec![word.to_string()];
+    let mut push = |s: String| {
+        if s.len() >= 2 && !forms.contains(&s) {
+            forms.push(s);
+        }
+    };
+    if let Some(stem) = word.strip_suffix("ies") {
+        push(format!("{stem}y"));
+    }
+    if let Some(stem) = word.strip_suffix("es") {
+        push(stem.to_string());
+    }
+    if let Some(stem) = word.strip_suffix('s')
+        && !word.ends_with("ss")
+    {
+        push(stem.to_string());
+    }
+    for suffix in ["ing", "ed"] {
+        if let Some(stem) = word.strip_suffix(suffix) {
+            push(stem.to_string());
+            push(format!("{stem}e"));
+            let b = stem.as_bytes();
+            if b.len() >= 2 && b[b.len() - 1] == b[b.len() - 2] {
+                push(stem[..stem.len() - 1].to_string());
+            }
+            if suffix == "ed"
+                && let Some(s) = stem.strip_suffix('i')
+            {
+                push(format!("{s}y"));
+            }
+        }
+    }
+    forms.into_iter()
+}
+
+/// Cut `text` to at most `max` bytes on a character boundary.
+pub(crate) fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Quote at most `max` characters of untrusted text for evidence (whitespace collapsed).
+pub(crate) fn quote(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut count = 0;
+    let mut last_space = true;
+    for c in text.chars() {
+        let c = if c.is_whitespace() || c.is_control() { ' ' } else { c };
+        if c == ' ' {
+            if last_space {
+                continue;
+            }
+            last_space = true;
+        } else {
+            last_space = false;
+        }
+        if count == max {
+            out.push('…');
+            break;
+        }
+        out.push(c);
+        count += 1;
+    }
+    out.trim_end().to_string()
+}
+
+/// A word of prose with its byte span in the (lowercased) text it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Word<'a> {
+    pub(crate) text: &'a str,
+    pub(crate) start: usize,
+}
+
+/// The words of the first sentence of a description, lowercased text in, spans out.
+///
+/// The first sentence is where authors say what a tool does ("Deletes a branch."); later sentences give advice
+/// ("use list_branches first") whose verbs are not what the tool does. A vendor prefix such as `Notion | ` is
+/// skipped, and the sentence ends at `. `, a newline or `:`-less end of text.
+pub(crate) fn first_sentence(lower: &str, max: usize) -> &str {
+    let text = truncate(lower, max);
+    let mut text = text.trim_start();
+    if let Some(bar) = text[..text.len().min(48)].find("| ") {
+        text = text[bar + 2..].trim_start();
+    }
+    let bytes = text.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        let end = match b {
+            b'\n' => true,
+            b'.' | b'!' | b'?' | b';' => bytes.get(i + 1).is_none_or(|n| n.is_ascii_whitespace()),
+            _ => false,
+        };
+        if end && i > 0 {
+            return &text[..i];
+        }
+    }
+    text
+}
+
+/// Split prose into words (letters, digits, `'`), keeping separators that join verbs (`,`, `/`) as words.
+pub(crate) fn prose_words(text: &str) -> Vec<Word<'_>> {
+    let mut words = Vec::new();
+    let mut start: Option<usize> = None;
+    for (i, c) in text.char_indices() {
+        let is_word = c.is_alphanumeric() || c == '\'';
+        match (is_word, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                words.push(Word { text: &text[s..i], start: s });
+                start = None;
+            }
+            _ => {}
+        }
+        if !is_word && (c == ',' || c == '/') {
+            words.push(Word { text: &text[i..i + 1], start: i });
+        }
+    }
+    if let Some(s) = start {
+        words.push(Word { text: &text[s..], start: s });
+    }
+    words
+}
