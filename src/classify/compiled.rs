@@ -216,7 +216,10 @@ impl Ruleset {
                     let w = single_word(&v.id, w).map_err(err)?;
                     if let Some(&other) = verb_words.get(&w) {
                         let other: &Verb = &verbs[other];
-                        return Err(err(format!("rule {}: word {w:?} already belongs to verb rule {}", v.id, other.id)));
+                        return Err(err(format!(
+                            "rule {}: word {w:?} already belongs to verb rule {}",
+                            v.id, other.id
+                        )));
                     }
                     verb_words.insert(w, verbs.len());
                 }
@@ -303,10 +306,11 @@ impl Ruleset {
         let ids_of_properties: Vec<String> = properties.iter().map(|p| p.id.clone()).collect();
         for (property, (file, with)) in properties.iter_mut().zip(property_with) {
             if let Some(with) = with {
-                let index = ids_of_properties.iter().position(|id| *id == with).ok_or_else(|| ClassifyError::Rules {
-                    path: file.clone(),
-                    message: format!("rule {}: unknown property rule {with:?} in `with`", property.id),
-                })?;
+                let index =
+                    ids_of_properties.iter().position(|id| *id == with).ok_or_else(|| ClassifyError::Rules {
+                        path: file.clone(),
+                        message: format!("rule {}: unknown property rule {with:?} in `with`", property.id),
+                    })?;
                 property.with = Some(index);
             }
         }

@@ -120,8 +120,12 @@ fn objects_in(rs: &Ruleset, words: &[String]) -> Vec<(usize, String)> {
 /// The action verbs of a name: the first plain verb, or when there is none the last noun-like verb
 /// (`email_user`, `post_message`), plus verbs joined to it by `or`/`and` (`create_or_update`).
 fn name_verbs(rs: &Ruleset, words: &[String]) -> Vec<(usize, usize)> {
-    let found: Vec<(usize, usize)> =
-        words.iter().enumerate().filter_map(|(i, w)| rs.verb(w).map(|v| (v, i))).collect();
+    // A noun-like verb counts only in its base form: `email_user` emails, `console_messages` are nouns.
+    let found: Vec<(usize, usize)> = words
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| rs.verb(w).filter(|v| !rs.verbs[*v].noun || rs.verb_words.contains_key(w)).map(|v| (v, i)))
+        .collect();
     let Some(&(verb, i)) = found.iter().find(|(v, _)| !rs.verbs[*v].noun).or_else(|| found.last()) else {
         return Vec::new();
     };
@@ -182,6 +186,7 @@ fn verb_hit(
             let o = &rs.objects[*o];
             (o.verbs.is_empty() || o.verbs.contains(&verb)) && o.category.severity() >= v.category.severity()
         })
+        .filter(|(_, object_word)| object_word != word)
         .max_by(|a, b| rs.objects[a.0].category.severity().cmp(&rs.objects[b.0].category.severity()));
     if let Some((o, object_word)) = best {
         let o = &rs.objects[*o];
@@ -199,9 +204,43 @@ fn verb_hit(
 
 /// Filler words that may precede the lead verb of a description ("This tool lets you delete ...").
 const FILLER: &[&str] = &[
-    "this", "tool", "tools", "to", "that", "will", "can", "be", "used", "use", "you", "allows", "lets", "let",
-    "helps", "help", "the", "a", "an", "it", "is", "which", "for", "please", "simply", "perform", "performs",
-    "quickly", "safely", "easily", "directly", "mcp", "api", "endpoint", "function", "method", "operation",
+    "this",
+    "tool",
+    "tools",
+    "to",
+    "that",
+    "will",
+    "can",
+    "be",
+    "used",
+    "use",
+    "you",
+    "allows",
+    "lets",
+    "let",
+    "helps",
+    "help",
+    "the",
+    "a",
+    "an",
+    "it",
+    "is",
+    "which",
+    "for",
+    "please",
+    "simply",
+    "perform",
+    "performs",
+    "quickly",
+    "safely",
+    "easily",
+    "directly",
+    "mcp",
+    "api",
+    "endpoint",
+    "function",
+    "method",
+    "operation",
 ];
 
 /// The lead verbs of the first sentence, and the objects near them.
@@ -240,8 +279,10 @@ fn lead_hits(rs: &Ruleset, desc: &str, name_objects: &[(usize, String)], hits: &
             _ => break,
         }
     }
+    // The object is the noun right after the verbs: "Create a (new) refund", not any noun of the sentence.
     let mut objects: Vec<(usize, String)> = name_objects.to_vec();
-    for w in words.iter().skip(j).take(16) {
+    let skip = ["a", "an", "the", "new", "one", "or", "more", "multiple", "single", "your", "their", "this"];
+    for w in words.iter().skip(j).skip_while(|w| skip.contains(&w.text)).take(2) {
         if let Some(o) = rs.object(w.text)
             && !objects.iter().any(|(x, _)| *x == o)
         {
@@ -262,7 +303,10 @@ fn negated_before(text: &str, at: usize) -> bool {
     let window = &text[start..at];
     let words = prose_words(window);
     words.iter().rev().take(3).any(|w| {
-        matches!(w.text, "not" | "never" | "no" | "without" | "cannot" | "nor" | "won't" | "don't" | "doesn't" | "isn't")
+        matches!(
+            w.text,
+            "not" | "never" | "no" | "without" | "cannot" | "nor" | "won't" | "don't" | "doesn't" | "isn't"
+        )
     })
 }
 
@@ -293,7 +337,10 @@ fn phrase_hits(
 fn factor_hits(rs: &Ruleset, field: Field, text: &str, label: &str, out: &mut Vec<(Factor, Evidence)>) {
     for (rule, m) in rs.factor_patterns.get(field).find(text, |m| !negated_before(text, m.start())) {
         let f = &rs.factors[rule];
-        out.push((f.factor, Evidence { rule: f.id.clone(), field: label.to_string(), text: quote(m.as_str(), MAX_QUOTE) }));
+        out.push((
+            f.factor,
+            Evidence { rule: f.id.clone(), field: label.to_string(), text: quote(m.as_str(), MAX_QUOTE) },
+        ));
     }
 }
 
@@ -309,7 +356,11 @@ fn finding_hits(rs: &Ruleset, field: Field, text: &str, out: &mut Vec<Finding>) 
         }
         let quoted: String =
             m.as_str().chars().map(|c| if c.is_control() || is_invisible(c) { '\u{FFFD}' } else { c }).collect();
-        out.push(Finding { id: f.id.clone(), severity: f.severity, text: format!("{}: \"{}\"", f.text, quote(&quoted, 60)) });
+        out.push(Finding {
+            id: f.id.clone(),
+            severity: f.severity,
+            text: format!("{}: \"{}\"", f.text, quote(&quoted, 60)),
+        });
     }
 }
 
@@ -410,9 +461,10 @@ fn decide(tool: &Tool, seen: Seen, negated: bool, version: &str) -> Classificati
     hits.retain(|h| !h.needs_action || mutating);
 
     let decisive = hits.iter().filter(|h| h.strength >= DECISIVE);
-    let chosen = decisive.max_by(|a, b| rank(a).partial_cmp(&rank(b)).unwrap_or(std::cmp::Ordering::Equal)).or_else(
-        || hits.iter().max_by(|a, b| a.strength.partial_cmp(&b.strength).unwrap_or(std::cmp::Ordering::Equal)),
-    );
+    let chosen =
+        decisive.max_by(|a, b| rank(a).partial_cmp(&rank(b)).unwrap_or(std::cmp::Ordering::Equal)).or_else(|| {
+            hits.iter().max_by(|a, b| a.strength.partial_cmp(&b.strength).unwrap_or(std::cmp::Ordering::Equal))
+        });
 
     let mut evidence_hits: Vec<Hit>;
     let category;
