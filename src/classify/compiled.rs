@@ -76,6 +76,7 @@ pub(crate) struct Verb {
     pub(crate) strength: f32,
     pub(crate) keep: bool,
     pub(crate) noun: bool,
+    pub(crate) in_names: bool,
 }
 
 #[derive(Debug)]
@@ -85,6 +86,7 @@ pub(crate) struct Object {
     pub(crate) strength: f32,
     /// Verb indexes it escalates; empty = any verb above read.
     pub(crate) verbs: Vec<usize>,
+    pub(crate) unless: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -223,7 +225,14 @@ impl Ruleset {
                     }
                     verb_words.insert(w, verbs.len());
                 }
-                verbs.push(Verb { id: v.id, category: v.category, strength: v.strength, keep: v.keep, noun: v.noun });
+                verbs.push(Verb {
+                    id: v.id,
+                    category: v.category,
+                    strength: v.strength,
+                    keep: v.keep,
+                    noun: v.noun,
+                    in_names: v.in_names,
+                });
             }
             for o in rf.object {
                 claim(&o.id)?;
@@ -236,7 +245,15 @@ impl Ruleset {
                     object_words.insert(w, objects.len());
                 }
                 object_verbs.push((file.clone(), o.verbs));
-                objects.push(Object { id: o.id, category: o.category, strength: o.strength, verbs: Vec::new() });
+                let unless =
+                    o.unless.iter().map(|w| single_word(&o.id, w)).collect::<Result<Vec<_>, _>>().map_err(err)?;
+                objects.push(Object {
+                    id: o.id,
+                    category: o.category,
+                    strength: o.strength,
+                    verbs: Vec::new(),
+                    unless,
+                });
             }
             for p in rf.phrase {
                 claim(&p.id)?;

@@ -61,14 +61,14 @@ pub(crate) fn classify(rs: &Ruleset, tool: &Tool, version: &str) -> Classificati
     let mut seen = Seen { hits: Vec::new(), factors: Vec::new(), findings: Vec::new() };
 
     let name_words = split_name(&tool.name);
-    let name_objects = objects_in(rs, &name_words);
+    let name_objects = objects_of_name(rs, &name_words);
     name_hits(rs, &name_words, &name_objects, "name", 1.0, &mut seen.hits);
     let name_joined = name_words.join(" ");
     phrase_hits(rs, &rs.phrase_patterns.name, &name_joined, "name", Source::Name, 1.0, &mut seen.hits);
     if let Some(title) = tool.display_title() {
         let title_words = split_name(truncate(&title, 256));
         if title_words != name_words {
-            let title_objects = objects_in(rs, &title_words);
+            let title_objects = objects_of_name(rs, &title_words);
             name_hits(rs, &title_words, &title_objects, "title", TITLE_FACTOR, &mut seen.hits);
         }
     }
@@ -104,12 +104,23 @@ pub(crate) fn classify(rs: &Ruleset, tool: &Tool, version: &str) -> Classificati
     decide(tool, seen, negated, version)
 }
 
+/// The objects of a name, leaving out the words that are its verbs (`git_checkout` checks out, it is no sale).
+fn objects_of_name(rs: &Ruleset, words: &[String]) -> Vec<(usize, String)> {
+    let verbs: Vec<usize> = name_verbs(rs, words, true).into_iter().map(|(_, at)| at).collect();
+    let rest: Vec<String> =
+        words.iter().enumerate().filter(|(i, _)| !verbs.contains(i)).map(|(_, w)| w.clone()).collect();
+    let mut objects = objects_in(rs, &rest);
+    objects.retain(|(o, _)| !rs.objects[*o].unless.iter().any(|u| words.contains(u)));
+    objects
+}
+
 /// The words of a name that are objects (`refund` in `create_refund`).
 fn objects_in(rs: &Ruleset, words: &[String]) -> Vec<(usize, String)> {
     let mut out: Vec<(usize, String)> = Vec::new();
     for w in words {
         if let Some(o) = rs.object(w)
             && !out.iter().any(|(i, _)| *i == o)
+            && !rs.objects[o].unless.iter().any(|u| words.contains(u))
         {
             out.push((o, w.clone()));
         }
@@ -119,12 +130,18 @@ fn objects_in(rs: &Ruleset, words: &[String]) -> Vec<(usize, String)> {
 
 /// The action verbs of a name: the first plain verb, or when there is none the last noun-like verb
 /// (`email_user`, `post_message`), plus verbs joined to it by `or`/`and` (`create_or_update`).
-fn name_verbs(rs: &Ruleset, words: &[String]) -> Vec<(usize, usize)> {
+fn name_verbs(rs: &Ruleset, words: &[String], is_name: bool) -> Vec<(usize, usize)> {
     // A noun-like verb counts only in its base form: `email_user` emails, `console_messages` are nouns.
     let found: Vec<(usize, usize)> = words
         .iter()
         .enumerate()
-        .filter_map(|(i, w)| rs.verb(w).filter(|v| !rs.verbs[*v].noun || rs.verb_words.contains_key(w)).map(|v| (v, i)))
+        .filter_map(|(i, w)| {
+            rs.verb(w)
+                .filter(|v| {
+                    !is_name || (rs.verbs[*v].in_names && (!rs.verbs[*v].noun || rs.verb_words.contains_key(w)))
+                })
+                .map(|v| (v, i))
+        })
         .collect();
     let Some(&(verb, i)) = found.iter().find(|(v, _)| !rs.verbs[*v].noun).or_else(|| found.last()) else {
         return Vec::new();
@@ -149,7 +166,7 @@ fn name_hits(
     factor: f32,
     hits: &mut Vec<Hit>,
 ) {
-    for (verb, at) in name_verbs(rs, words) {
+    for (verb, at) in name_verbs(rs, words, true) {
         verb_hit(rs, verb, &words[at], objects, field, Source::Name, factor, hits);
     }
 }
@@ -251,7 +268,7 @@ fn lead_hits(rs: &Ruleset, desc: &str, name_objects: &[(usize, String)], hits: &
     let mut i = 0;
     while i < words.len().min(8) {
         let w = words[i].text;
-        if let Some(v) = rs.verb(w) {
+        if let Some(v) = rs.verb(w).filter(|v| rs.verbs[*v].in_names) {
             verbs.push((v, w));
             break;
         }
@@ -271,7 +288,7 @@ fn lead_hits(rs: &Ruleset, desc: &str, name_objects: &[(usize, String)], hits: &
             j += 1;
             continue;
         }
-        match rs.verb(w) {
+        match rs.verb(w).filter(|v| rs.verbs[*v].in_names) {
             Some(v) if j > i + 1 && matches!(words[j - 1].text, "," | "/" | "or" | "and" | "then") => {
                 verbs.push((v, w));
                 j += 1;
@@ -280,11 +297,13 @@ fn lead_hits(rs: &Ruleset, desc: &str, name_objects: &[(usize, String)], hits: &
         }
     }
     // The object is the noun right after the verbs: "Create a (new) refund", not any noun of the sentence.
-    let mut objects: Vec<(usize, String)> = name_objects.to_vec();
+    let cancelled = |o: usize| rs.objects[o].unless.iter().any(|u| words.iter().any(|w| w.text == u));
+    let mut objects: Vec<(usize, String)> = name_objects.iter().filter(|(o, _)| !cancelled(*o)).cloned().collect();
     let skip = ["a", "an", "the", "new", "one", "or", "more", "multiple", "single", "your", "their", "this"];
     for w in words.iter().skip(j).skip_while(|w| skip.contains(&w.text)).take(2) {
         if let Some(o) = rs.object(w.text)
             && !objects.iter().any(|(x, _)| *x == o)
+            && !cancelled(o)
         {
             objects.push((o, w.text.to_string()));
         }
@@ -397,7 +416,7 @@ fn schema_hits(rs: &Ruleset, facts: &SchemaFacts, name_objects: &[(usize, String
                 let words = split_name(value);
                 let mut objects = name_objects.to_vec();
                 objects.extend(objects_in(rs, &words));
-                for (verb, at) in name_verbs(rs, &words) {
+                for (verb, at) in name_verbs(rs, &words, false) {
                     verb_hit(rs, verb, &words[at], &objects, &field, Source::SchemaEnum, 1.0, &mut seen.hits);
                 }
             }

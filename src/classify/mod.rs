@@ -78,3 +78,7 @@ impl Classifier {
         engine::classify(&self.rules, tool, &self.version)
     }
 }
+
+#[cfg(test)]
+#[path = "cases_tests.rs"]
+mod cases_tests;

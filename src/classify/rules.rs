@@ -76,6 +76,13 @@ pub(crate) struct VerbRule {
     /// name has no plain verb.
     #[serde(default)]
     pub(crate) noun: bool,
+    /// Whether the words count in names (`drop` in a name is often a drag-and-drop).
+    #[serde(default = "yes")]
+    pub(crate) in_names: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +95,9 @@ pub(crate) struct ObjectRule {
     /// Verb rule ids this object escalates; empty means every verb that changes something.
     #[serde(default)]
     pub(crate) verbs: Vec<String>,
+    /// Words that cancel this object when they appear in the name or the description's first sentence.
+    #[serde(default)]
+    pub(crate) unless: Vec<String>,
 }
 
 /// Where a phrase, factor or finding pattern is matched.

@@ -160,7 +160,7 @@ pub(crate) fn prose_words(text: &str) -> Vec<Word<'_>> {
         match (is_word, start) {
             (true, None) => start = Some(i),
             (false, Some(s)) => {
-                words.push(Word { text: &text[s..i], start: s });
+                push_word(text, s, i, &mut words);
                 start = None;
             }
             _ => {}
@@ -170,7 +170,18 @@ pub(crate) fn prose_words(text: &str) -> Vec<Word<'_>> {
         }
     }
     if let Some(s) = start {
-        words.push(Word { text: &text[s..], start: s });
+        push_word(text, s, text.len(), &mut words);
     }
     words
+}
+
+/// A word without the quotes around it (`'delete'` → `delete`, `don't` stays).
+fn push_word<'a>(text: &'a str, start: usize, end: usize, words: &mut Vec<Word<'a>>) {
+    let raw = &text[start..end];
+    let trimmed = raw.trim_start_matches('\'');
+    let start = start + (raw.len() - trimmed.len());
+    let trimmed = trimmed.trim_end_matches('\'');
+    if !trimmed.is_empty() {
+        words.push(Word { text: trimmed, start });
+    }
 }
