@@ -94,6 +94,7 @@ pub(crate) struct Scored {
     pub(crate) id: String,
     pub(crate) category: Category,
     pub(crate) strength: f32,
+    pub(crate) restricts: bool,
 }
 
 #[derive(Debug)]
@@ -264,7 +265,7 @@ impl Ruleset {
                         phrase_items[field_index(*field)].push((phrases.len(), p.id.clone(), pat.clone()));
                     }
                 }
-                phrases.push(Scored { id: p.id, category: p.category, strength: p.strength });
+                phrases.push(Scored { id: p.id, category: p.category, strength: p.strength, restricts: p.restricts });
             }
             for p in rf.property {
                 claim(&p.id)?;

@@ -48,6 +48,8 @@ struct Hit {
     source: Source,
     /// Property hits that only count when the tool otherwise changes something.
     needs_action: bool,
+    /// A phrase naming exactly which statements the tool runs.
+    restricts: bool,
 }
 
 /// Everything the rules saw in one tool, before deciding.
@@ -90,6 +92,7 @@ pub(crate) fn classify(rs: &Ruleset, tool: &Tool, version: &str) -> Classificati
                 text: quote(m.as_str(), MAX_QUOTE),
                 source: Source::Negation,
                 needs_action: false,
+                restricts: false,
             });
         }
         factor_hits(rs, Field::Description, desc, "description", &mut seen.factors);
@@ -193,6 +196,7 @@ fn verb_hit(
         text: quote(word, MAX_QUOTE),
         source,
         needs_action: false,
+        restricts: false,
     });
     if v.keep || v.category == Category::Read {
         return;
@@ -215,6 +219,7 @@ fn verb_hit(
             text: quote(&format!("{word} … {object_word}"), MAX_QUOTE),
             source,
             needs_action: false,
+            restricts: false,
         });
     }
 }
@@ -349,6 +354,7 @@ fn phrase_hits(
             text: quote(m.as_str(), MAX_QUOTE),
             source,
             needs_action: false,
+            restricts: p.restricts,
         });
     }
 }
@@ -405,6 +411,7 @@ fn schema_hits(rs: &Ruleset, facts: &SchemaFacts, name_objects: &[(usize, String
                     text: quote(m.as_str(), MAX_QUOTE),
                     source: Source::Schema,
                     needs_action: p.needs_action,
+                    restricts: false,
                 },
             ));
         }
@@ -476,6 +483,12 @@ fn decide(tool: &Tool, seen: Seen, negated: bool, version: &str) -> Classificati
             _ => true,
         });
     }
+    // "Runs INSERT or UPDATE statements": the statements named say what the tool does, not "runs queries".
+    if hits.iter().any(|h| h.restricts) {
+        hits.retain(|h| {
+            h.category != Category::Execute || !matches!(h.source, Source::Name | Source::Description | Source::Schema)
+        });
+    }
     let mutating = hits.iter().any(|h| !h.needs_action && h.strength >= DECISIVE && h.category != Category::Read);
     hits.retain(|h| !h.needs_action || mutating);
 
@@ -526,6 +539,7 @@ fn decide(tool: &Tool, seen: Seen, negated: bool, version: &str) -> Classificati
                     text: text.into(),
                     source: Source::Annotation,
                     needs_action: false,
+                    restricts: false,
                 });
             }
         }

@@ -82,3 +82,7 @@ impl Classifier {
 #[cfg(test)]
 #[path = "cases_tests.rs"]
 mod cases_tests;
+
+#[cfg(test)]
+#[path = "classify_tests.rs"]
+mod tests;

@@ -118,6 +118,10 @@ pub(crate) struct PhraseRule {
     pub(crate) strength: f32,
     pub(crate) fields: Vec<Field>,
     pub(crate) patterns: Vec<String>,
+    /// The phrase says exactly which statements a query tool runs ("INSERT or UPDATE"), so the generic
+    /// "runs queries" reading (execute) no longer applies.
+    #[serde(default)]
+    pub(crate) restricts: bool,
 }
 
 #[derive(Debug, Deserialize)]

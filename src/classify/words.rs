@@ -134,7 +134,7 @@ pub(crate) struct Word<'a> {
 pub(crate) fn first_sentence(lower: &str, max: usize) -> &str {
     let text = truncate(lower, max);
     let mut text = text.trim_start();
-    if let Some(bar) = text[..text.len().min(48)].find("| ") {
+    if let Some(bar) = truncate(text, 48).find("| ") {
         text = text[bar + 2..].trim_start();
     }
     let bytes = text.as_bytes();
