@@ -109,6 +109,9 @@ fn print_table(rows: &[Row]) -> anyhow::Result<()> {
             .map(|e| format!("{} {}: \"{}\"", e.rule, e.field, clean(&e.text, 40)))
             .collect::<Vec<_>>()
             .join("; ");
+        if why.is_empty() {
+            why.push_str("(no rule matched: read by default)");
+        }
         if !r.factors.is_empty() {
             why.push_str(&format!(" [{}]", r.factors.join(", ")));
         }
