@@ -100,7 +100,8 @@ impl Store {
 
     /// One server: its spec, what it said about itself, recent runs and current tools.
     pub fn server(&self, name: &str) -> Result<Option<ServerDetail>, StoreError> {
-        let row: Option<(i64, Option<String>, Option<String>, String, String)> = self
+        type ServerRow = (i64, Option<String>, Option<String>, String, String);
+        let row: Option<ServerRow> = self
             .conn
             .query_row("SELECT id, spec, info, first_seen, last_seen FROM servers WHERE name = ?1", [name], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
@@ -146,12 +147,10 @@ impl Store {
             },
             (None, None) => return Ok(None),
         };
-        let sql = format!(
-            "SELECT ?1, d.name, d.fingerprint, d.body, c.ruleset, c.category, c.risk, c.confidence, c.evidence,
+        let sql = "SELECT ?1, d.name, d.fingerprint, d.body, c.ruleset, c.category, c.risk, c.confidence, c.evidence,
                     c.factors, c.findings
-             FROM definitions d JOIN classifications c ON c.fingerprint = d.fingerprint WHERE d.fingerprint = ?2"
-        );
-        let record = self.conn.query_row(&sql, params![server, fingerprint], |r| Ok(record_from_row(r)))??;
+             FROM definitions d JOIN classifications c ON c.fingerprint = d.fingerprint WHERE d.fingerprint = ?2";
+        let record = self.conn.query_row(sql, params![server, fingerprint], |r| Ok(record_from_row(r)))??;
         Ok(Some(ToolDetail { record, since, current: is_current, history: events }))
     }
 
