@@ -16,11 +16,11 @@ const RECORD_COLUMNS: &str = "s.name, t.name, t.fingerprint, d.body, c.ruleset, 
 impl Store {
     /// Call `f` with every current tool of these servers (all when empty), ordered by server and name,
     /// without holding them all in memory.
-    pub fn for_each_record(
+    pub fn for_each_record<E: From<StoreError>>(
         &self,
         servers: &[String],
-        f: &mut dyn FnMut(ToolRecord) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+        mut f: impl FnMut(ToolRecord) -> Result<(), E>,
+    ) -> Result<(), E> {
         let sql = format!(
             "SELECT {RECORD_COLUMNS} FROM current_tools t JOIN servers s ON s.id = t.server_id
              JOIN definitions d ON d.fingerprint = t.fingerprint
@@ -28,21 +28,36 @@ impl Store {
              WHERE ?1 IS NULL OR s.name IN (SELECT value FROM json_each(?1))
              ORDER BY s.name, t.name"
         );
-        let filter = (!servers.is_empty()).then(|| serde_json::to_string(servers)).transpose()?;
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query([filter])?;
-        while let Some(row) = rows.next()? {
+        let filter =
+            (!servers.is_empty()).then(|| serde_json::to_string(servers)).transpose().map_err(StoreError::from)?;
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(StoreError::from)?;
+        let mut rows = stmt.query([filter]).map_err(StoreError::from)?;
+        while let Some(row) = rows.next().map_err(StoreError::from)? {
             f(record_from_row(row)?)?;
         }
         Ok(())
     }
 
+    /// Like [`Store::for_each_record`], inside one read transaction, returning the catalogue id and generation
+    /// that the records are a snapshot of.
+    pub fn snapshot_records<E: From<StoreError>>(
+        &self,
+        servers: &[String],
+        f: impl FnMut(ToolRecord) -> Result<(), E>,
+    ) -> Result<(String, u64), E> {
+        let tx = self.conn.unchecked_transaction().map_err(StoreError::from)?;
+        let stamp = self.generation()?;
+        self.for_each_record(servers, f)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(stamp)
+    }
+
     /// The current tools of these servers (all when empty).
     pub fn tools(&self, servers: &[String]) -> Result<Vec<ToolRecord>, StoreError> {
         let mut out = Vec::new();
-        self.for_each_record(servers, &mut |r| {
+        self.for_each_record(servers, |r| {
             out.push(r);
-            Ok(())
+            Ok::<(), StoreError>(())
         })?;
         Ok(out)
     }
