@@ -192,11 +192,12 @@ impl Catalogue {
     }
 
     /// Call `f` with every current tool (ordered by server and name) without holding them all in memory.
-    pub fn for_each_tool(
+    /// `f`'s error type only needs to absorb store errors (`anyhow::Error` and `CatalogueError` do).
+    pub fn for_each_tool<E: From<StoreError>>(
         &self,
         servers: &[String],
-        f: impl FnMut(ToolRecord) -> Result<(), CatalogueError>,
-    ) -> Result<(), CatalogueError> {
+        f: impl FnMut(ToolRecord) -> Result<(), E>,
+    ) -> Result<(), E> {
         self.store.for_each_record(servers, f)
     }
 
