@@ -333,7 +333,7 @@ fn foreign_corrupt_and_newer_databases_are_refused_untouched() {
     assert_eq!(std::fs::read(&db).unwrap(), newer);
 
     // Pages of garbage after a valid header: a clear error, not a panic.
-    let mut corrupt = good.clone();
+    let mut corrupt = good;
     for b in corrupt.iter_mut().skip(100) {
         *b = 0xA5;
     }
