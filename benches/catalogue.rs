@@ -210,7 +210,8 @@ fn tool(rng: &mut Rng, family: &str, used: &mut std::collections::HashSet<String
         let mut description = template.replace("{n}", &noun.replace('_', " "));
         for _ in 0..rng.next() % 4 {
             description.push(' ');
-            description.push_str(*rng.pick(EXTRA));
+            let extra: &&str = rng.pick(EXTRA);
+            description.push_str(extra);
         }
         let mut tool = Tool::named(name).with_description(description).with_input_schema(schema(rng, verb, noun));
         if rng.chance(40) {
