@@ -3,30 +3,109 @@
 //! Commands that fill the catalogue (`import`, `crawl`, `quickstart`) and commands that read it (`search`,
 //! `show`, `policy generate`) go through this type, so no caller can update one side and forget the other.
 //!
-//! (Skeleton: implemented with the catalogue issue.)
+//! Order of writes: the store commits first, then the index is updated and stamped with the store's
+//! generation. A process killed between the two leaves an index whose stamp lags the store; the next
+//! `open` notices and rebuilds it from the store, so a search never answers from a catalogue that no longer
+//! exists. The index's write lock is taken before the store transaction and kept until the catalogue is
+//! dropped, so two writers cannot interleave index updates; a writer that cannot get it still writes the
+//! store (what matters) and leaves the index to be rebuilt.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::classify::Classifier;
+use crate::index::{IndexError, Opened, SearchIndex};
 use crate::model::{ChangeReport, ServerSnapshot, ServerSpec, ToolRecord};
+use crate::store::{Store, StoreError};
+
+pub use crate::index::{SearchHit, SearchQuery};
+pub use crate::store::{CrawlRun, ServerDetail, ServerStats, ServerSummary, Stats, ToolDetail, ToolEvent};
+
+/// The directory of the search index inside the data directory.
+pub const INDEX_DIR: &str = "index";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogueError {
+    /// Never returned; kept for callers written against the skeleton.
     #[error("the catalogue is not available yet")]
     NotAvailable,
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
 }
 
 /// An open catalogue in a data directory.
 #[derive(Debug)]
 pub struct Catalogue {
-    _private: (),
+    data_dir: PathBuf,
+    store: Store,
+    index: SearchIndex,
+    /// Whether this process holds the index's write lock (taken at the first write).
+    index_writable: bool,
 }
 
 impl Catalogue {
-    /// Open (creating if needed) the catalogue in `data_dir`.
+    /// Open (creating if needed) the catalogue in `data_dir`. A missing, unreadable or stale index is rebuilt
+    /// from the store (and said so on stderr).
     pub fn open(data_dir: &Path) -> Result<Catalogue, CatalogueError> {
-        let _ = data_dir;
-        Err(CatalogueError::NotAvailable)
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| CatalogueError::DataDir { path: data_dir.to_path_buf(), source })?;
+        let store = Store::open(&data_dir.join(crate::store::DB_FILE))?;
+        let (index, opened) = SearchIndex::open(&data_dir.join(INDEX_DIR))?;
+        let mut catalogue = Catalogue { data_dir: data_dir.to_path_buf(), store, index, index_writable: false };
+        catalogue.ensure_index(opened)?;
+        Ok(catalogue)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    fn stamp(id: &str, generation: u64) -> String {
+        format!("{id}:{generation}")
+    }
+
+    fn ensure_index(&mut self, opened: Opened) -> Result<(), CatalogueError> {
+        let (id, generation) = self.store.generation()?;
+        if self.index.stamp().as_deref() == Some(Catalogue::stamp(&id, generation).as_str()) {
+            return Ok(());
+        }
+        let (_, tools) = self.store.counts()?;
+        let reason = match opened {
+            Opened::Created => "missing",
+            Opened::Replaced => "unreadable",
+            Opened::Existing => "out of date",
+        };
+        match self.rebuild_index() {
+            Ok(n) if tools > 0 || opened == Opened::Replaced => {
+                tracing::warn!("the search index was {reason}: rebuilt it from the catalogue ({n} tools)");
+            }
+            Ok(_) => {}
+            Err(CatalogueError::Index(IndexError::Busy { .. })) => {
+                tracing::warn!(
+                    "the search index is {reason} and another toolwarden process is writing it: results may lag"
+                );
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Rebuild the whole index from the store; returns the number of tools indexed.
+    pub fn rebuild_index(&mut self) -> Result<usize, CatalogueError> {
+        self.index.begin()?;
+        self.index_writable = true;
+        self.index.clear()?;
+        let mut count = 0;
+        let index = &mut self.index;
+        let (id, generation) = self.store.snapshot_records(&[], |record| {
+            count += 1;
+            index.add(&record).map_err(CatalogueError::from)
+        })?;
+        self.index.commit(&Catalogue::stamp(&id, generation))?;
+        Ok(count)
     }
 
     /// Classify and store one server's listing in one transaction, update the index, and report what changed.
@@ -35,8 +114,66 @@ impl Catalogue {
         snapshot: &ServerSnapshot,
         classifier: &Classifier,
     ) -> Result<ChangeReport, CatalogueError> {
-        let _ = classifier;
-        Ok(ChangeReport { server: snapshot.server.clone(), ..ChangeReport::default() })
+        let mut reports = self.ingest_many(std::slice::from_ref(snapshot), classifier)?;
+        Ok(reports.pop().unwrap_or_default())
+    }
+
+    /// Like [`Catalogue::ingest`] for many servers at once: one store transaction and one index commit for the
+    /// whole batch (the fast path for bulk imports). Reports come back in the order of `snapshots`.
+    pub fn ingest_many(
+        &mut self,
+        snapshots: &[ServerSnapshot],
+        classifier: &Classifier,
+    ) -> Result<Vec<ChangeReport>, CatalogueError> {
+        let index_ok = self.take_index_lock()?;
+        let (id, _) = self.store.generation()?;
+        let out = self.store.ingest(snapshots, classifier.version(), &mut |tool| classifier.classify(tool))?;
+        if out.generation == out.generation_before || !index_ok {
+            return Ok(out.reports);
+        }
+        crate::store::debug_pause("index");
+        let in_step = self.index.stamp().as_deref() == Some(Catalogue::stamp(&id, out.generation_before).as_str());
+        if in_step && out.reclassified == 0 {
+            for server in &out.touched {
+                self.index.remove_server(server)?;
+            }
+            let index = &mut self.index;
+            self.store.for_each_record(&out.touched, |record| index.add(&record).map_err(CatalogueError::from))?;
+            self.index.commit(&Catalogue::stamp(&id, out.generation))?;
+        } else {
+            self.rebuild_index()?;
+        }
+        Ok(out.reports)
+    }
+
+    /// Take the index's write lock for this process; `false` (with a warning) when another process has it.
+    fn take_index_lock(&mut self) -> Result<bool, CatalogueError> {
+        if self.index_writable {
+            return Ok(true);
+        }
+        match self.index.begin() {
+            Ok(()) => {
+                self.index_writable = true;
+                Ok(true)
+            }
+            Err(IndexError::Busy { .. }) => {
+                tracing::warn!(
+                    "another toolwarden process is writing the search index: it will be rebuilt on the next run"
+                );
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Classify again every stored definition classified by another ruleset version, then rebuild the index.
+    /// Returns how many definitions were reclassified.
+    pub fn reclassify(&mut self, classifier: &Classifier) -> Result<usize, CatalogueError> {
+        let count = self.store.reclassify(classifier.version(), &mut |tool| classifier.classify(tool))?;
+        if count > 0 {
+            self.rebuild_index()?;
+        }
+        Ok(count)
     }
 
     /// Record that a server could not be listed (the previous tools stay as they were).
@@ -46,13 +183,80 @@ impl Catalogue {
         spec: Option<&ServerSpec>,
         reason: &str,
     ) -> Result<(), CatalogueError> {
-        let _ = (server, spec, reason);
-        Ok(())
+        Ok(self.store.record_failure(server, spec, reason)?)
     }
 
     /// The current tools of these servers (all servers when empty), with their classifications.
     pub fn tools(&self, servers: &[String]) -> Result<Vec<ToolRecord>, CatalogueError> {
-        let _ = servers;
-        Ok(Vec::new())
+        Ok(self.store.tools(servers)?)
+    }
+
+    /// Call `f` with every current tool (ordered by server and name) without holding them all in memory.
+    /// `f`'s error type only needs to absorb store errors (`anyhow::Error` and `CatalogueError` do).
+    pub fn for_each_tool<E: From<StoreError>>(
+        &self,
+        servers: &[String],
+        f: impl FnMut(ToolRecord) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.store.for_each_record(servers, f)
+    }
+
+    /// Search the index. An index that turns out unreadable is rebuilt once and the search retried.
+    pub fn search(&mut self, query: &SearchQuery) -> Result<Vec<SearchHit>, CatalogueError> {
+        match self.index.search(query) {
+            Ok(hits) => Ok(hits),
+            Err(IndexError::Tantivy { source, .. }) => {
+                tracing::warn!("the search index could not be read ({source}): rebuilding it from the catalogue");
+                self.rebuild_index()?;
+                Ok(self.index.search(query)?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// How many servers and current tools the catalogue holds.
+    pub fn counts(&self) -> Result<(usize, usize), CatalogueError> {
+        Ok(self.store.counts()?)
+    }
+
+    /// Every server with its tool count and latest run.
+    pub fn servers(&self) -> Result<Vec<ServerSummary>, CatalogueError> {
+        Ok(self.store.servers()?)
+    }
+
+    /// One server with its runs and tools, or `None`.
+    pub fn server(&self, name: &str) -> Result<Option<ServerDetail>, CatalogueError> {
+        Ok(self.store.server(name)?)
+    }
+
+    /// One tool with its classification and history (also after it was removed), or `None`.
+    pub fn tool(&self, server: &str, name: &str) -> Result<Option<ToolDetail>, CatalogueError> {
+        Ok(self.store.tool(server, name)?)
+    }
+
+    /// Counts by server, category and risk.
+    pub fn stats(&self) -> Result<Stats, CatalogueError> {
+        Ok(self.store.stats()?)
+    }
+
+    /// Wait for background index merges and release the index's write lock (also done on drop).
+    pub fn close(mut self) -> Result<(), CatalogueError> {
+        self.index.finish()?;
+        Ok(())
     }
 }
+
+impl Drop for Catalogue {
+    fn drop(&mut self) {
+        if let Err(e) = self.index.finish() {
+            tracing::debug!("finishing the search index: {e}");
+        }
+    }
+}
+
+/// The hint every reading command gives for an empty catalogue.
+pub const EMPTY_HINT: &str = "the catalogue is empty: run `toolwarden quickstart` or `toolwarden import FILE`";
+
+#[cfg(test)]
+#[path = "catalogue_tests.rs"]
+mod tests;

@@ -1,18 +1,206 @@
-//! `toolwarden import`.
+//! `toolwarden import`: captured tools/list results into the catalogue, offline.
+//!
+//! All files go in as one batch (one transaction, one index commit), so importing a folder of a thousand
+//! captures is as fast as the store allows. A file that is not a capture at all is reported and skipped; a
+//! bad tool inside a file is reported with its position and the other tools are imported.
 
-use super::{Globals, Outcome};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::output::{self, Format, clean};
+use super::{Globals, Outcome, UsageError};
+use crate::model::{ChangeReport, ServerSnapshot, ToolCapture};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Captured tools/list results (JSON)
+    /// Captured tools/list results (JSON); a directory means every *.json file in it
     #[arg(required = true, value_name = "FILE")]
-    pub files: Vec<std::path::PathBuf>,
-    /// Server name for the tools (default: each file's stem)
+    pub files: Vec<PathBuf>,
+    /// Server name for the tools (default: each file's stem, without a trailing `.tools`); with several files,
+    /// their tools are joined into this one server (pages of one listing)
     #[arg(long, value_name = "NAME")]
     pub server: Option<String>,
 }
 
+#[derive(Debug, Serialize)]
+struct BadToolReport {
+    file: String,
+    index: usize,
+    line: usize,
+    column: usize,
+    message: String,
+}
+
+#[derive(Debug, Serialize)]
+struct FailedFile {
+    file: String,
+    error: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ImportReport {
+    servers: Vec<ChangeReport>,
+    bad_tools: Vec<BadToolReport>,
+    failed_files: Vec<FailedFile>,
+}
+
+/// The catalogue name for a capture file: its stem, without a trailing `.tools` (`github.tools.json` →
+/// `github`).
+pub(crate) fn server_name_for(path: &Path) -> String {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    match stem.strip_suffix(".tools") {
+        Some(base) if !base.is_empty() => base.to_string(),
+        _ => stem,
+    }
+}
+
+/// Files as given, with directories replaced by their `*.json` files in name order.
+fn expand(files: Vec<PathBuf>) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for file in files {
+        if file.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(&file)
+                .with_context(|| format!("reading directory {}", file.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")))
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                tracing::warn!("{}: no *.json files in this directory", file.display());
+            }
+            out.extend(found);
+        } else {
+            out.push(file);
+        }
+    }
+    Ok(out)
+}
+
 pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
-    let _ = (args, g);
-    Err(super::UsageError("`toolwarden import` is not available yet".into()).into())
+    output::require_format("import", g.format, &[Format::Table, Format::Json])?;
+    if let Some(name) = &args.server
+        && name.trim().is_empty()
+    {
+        return Err(UsageError("--server needs a non-empty name".into()).into());
+    }
+    let classifier = g.classifier()?;
+    let files = expand(args.files)?;
+    let mut report = ImportReport { servers: Vec::new(), bad_tools: Vec::new(), failed_files: Vec::new() };
+    let mut snapshots: Vec<ServerSnapshot> = Vec::new();
+    for file in &files {
+        let shown = file.display().to_string();
+        let capture = std::fs::read_to_string(file)
+            .map_err(|e| e.to_string())
+            .and_then(|text| ToolCapture::parse(&text).map_err(|e| e.to_string()));
+        let capture = match capture {
+            Ok(capture) => capture,
+            Err(error) => {
+                tracing::warn!("{shown}: not imported: {error}");
+                report.failed_files.push(FailedFile { file: shown, error });
+                continue;
+            }
+        };
+        for bad in &capture.bad {
+            tracing::warn!("{shown}: skipped {bad}");
+            report.bad_tools.push(BadToolReport {
+                file: shown.clone(),
+                index: bad.index,
+                line: bad.line,
+                column: bad.column,
+                message: bad.message.clone(),
+            });
+        }
+        let server = args.server.clone().unwrap_or_else(|| server_name_for(file));
+        match snapshots.iter_mut().find(|s| s.server == server && args.server.is_some()) {
+            Some(joined) => joined.tools.extend(capture.tools),
+            None => snapshots.push(ServerSnapshot {
+                server,
+                tools: capture.tools,
+                list_extra: capture.extra,
+                ..ServerSnapshot::default()
+            }),
+        }
+    }
+    if !snapshots.is_empty() {
+        let mut catalogue = super::search::open_catalogue(g)?;
+        report.servers = catalogue.ingest_many(&snapshots, &classifier).context("storing the imported tools")?;
+        catalogue.close()?;
+    }
+    match g.format {
+        Format::Json => output::print_json(&report)?,
+        _ => print_table(&report)?,
+    }
+    if !report.failed_files.is_empty() {
+        return Err(UsageError(format!(
+            "{} of {} files could not be imported (see above)",
+            report.failed_files.len(),
+            files.len()
+        ))
+        .into());
+    }
+    Ok(Outcome::Ok)
+}
+
+fn names(list: &[String]) -> String {
+    const SHOWN: usize = 8;
+    let mut shown: Vec<String> = list.iter().take(SHOWN).map(|n| clean(n, 60)).collect();
+    if list.len() > SHOWN {
+        shown.push(format!("… {} more", list.len() - SHOWN));
+    }
+    shown.join(", ")
+}
+
+fn print_table(report: &ImportReport) -> anyhow::Result<()> {
+    if report.servers.is_empty() {
+        return Ok(());
+    }
+    let mut table = output::table(["SERVER", "TOOLS", "ADDED", "CHANGED", "REMOVED", "UNCHANGED"]);
+    for r in &report.servers {
+        let tools = r.added.len() + r.changed.len() + r.unchanged;
+        table.add_row([
+            clean(&r.server, 60),
+            tools.to_string(),
+            r.added.len().to_string(),
+            r.changed.len().to_string(),
+            r.removed.len().to_string(),
+            r.unchanged.to_string(),
+        ]);
+    }
+    output::print(table)?;
+    for r in &report.servers {
+        let server = clean(&r.server, 60);
+        if r.is_empty() {
+            output::print(format_args!("{server}: no changes"))?;
+            continue;
+        }
+        if !r.added.is_empty() {
+            output::print(format_args!("{server}: added {}", names(&r.added)))?;
+        }
+        if !r.changed.is_empty() {
+            output::print(format_args!(
+                "{server}: CHANGED {} (the definition differs from the one in the catalogue: `toolwarden show {server}/{}` lists the history)",
+                names(&r.changed),
+                clean(&r.changed[0], 60)
+            ))?;
+        }
+        if !r.removed.is_empty() {
+            output::print(format_args!("{server}: removed {}", names(&r.removed)))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_come_from_the_file_stem() {
+        assert_eq!(server_name_for(Path::new("dir/github.tools.json")), "github");
+        assert_eq!(server_name_for(Path::new("github.json")), "github");
+        assert_eq!(server_name_for(Path::new(".tools.json")), ".tools");
+        assert_eq!(server_name_for(Path::new("a.b.json")), "a.b");
+    }
 }

@@ -1,5 +1,8 @@
-//! `toolwarden index rebuild`.
+//! `toolwarden index rebuild`: the search index from the store, from scratch.
 
+use serde::Serialize;
+
+use super::output::{self, Format};
 use super::{Globals, Outcome};
 
 #[derive(Debug, clap::Args)]
@@ -14,7 +17,26 @@ pub enum IndexCommand {
     Rebuild,
 }
 
+#[derive(Debug, Serialize)]
+struct Rebuilt {
+    tools: usize,
+    millis: u128,
+}
+
 pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
-    let _ = (args, g);
-    Err(super::UsageError("`toolwarden index rebuild` is not available yet".into()).into())
+    output::require_format("index", g.format, &[Format::Table, Format::Json])?;
+    match args.command {
+        IndexCommand::Rebuild => {
+            let mut catalogue = super::search::open_catalogue(g)?;
+            let started = std::time::Instant::now();
+            let tools = catalogue.rebuild_index()?;
+            catalogue.close()?;
+            let done = Rebuilt { tools, millis: started.elapsed().as_millis() };
+            match g.format {
+                Format::Json => output::print_json(&done)?,
+                _ => output::print(format_args!("indexed {} tools in {} ms", done.tools, done.millis))?,
+            }
+        }
+    }
+    Ok(Outcome::Ok)
 }

@@ -1,0 +1,102 @@
+use super::*;
+use crate::model::{Classification, Tool, fingerprint};
+
+fn record(server: &str, tool: Tool, category: Category) -> ToolRecord {
+    ToolRecord {
+        server: server.into(),
+        fingerprint: fingerprint(&tool),
+        tool,
+        classification: Classification {
+            category,
+            risk: category.base_risk(),
+            confidence: 0.9,
+            evidence: vec![Evidence { rule: "r".into(), field: "name".into(), text: "x".into() }],
+            factors: Vec::new(),
+            findings: Vec::new(),
+            ruleset: "t".into(),
+        },
+    }
+}
+
+fn sample() -> (tempfile::TempDir, SearchIndex) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut index, opened) = SearchIndex::open(&dir.path().join("index")).unwrap();
+    assert_eq!(opened, Opened::Created);
+    let records = [
+        record("files", Tool::named("deleteFile").with_description("Removes a file for good"), Category::Destructive),
+        record(
+            "files",
+            Tool::named("read_file").with_description("Reads a file. Never used to delete."),
+            Category::Read,
+        ),
+        record("shop", Tool::named("create_refund").with_description("Refund an order"), Category::Financial),
+        record("shop", Tool::named("run_sql").with_description("Run a query"), Category::Execute),
+    ];
+    for r in &records {
+        index.add(r).unwrap();
+    }
+    index.commit("id:1").unwrap();
+    (dir, index)
+}
+
+fn query(text: &str) -> SearchQuery {
+    SearchQuery { text: Some(text.into()), limit: 10, ..SearchQuery::default() }
+}
+
+#[test]
+fn a_name_match_ranks_above_a_description_match() {
+    let (_dir, index) = sample();
+    let hits = index.search(&query("delete")).unwrap();
+    let names: Vec<&str> = hits.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["deleteFile", "read_file"]);
+    assert!(hits[1].snippet.contains("**delete**"), "{}", hits[1].snippet);
+    assert_eq!(hits[0].evidence.len(), 1);
+    assert_eq!(index.stamp().as_deref(), Some("id:1"));
+}
+
+#[test]
+fn filters_and_an_empty_query_list_by_risk() {
+    let (_dir, index) = sample();
+    let all = index.search(&SearchQuery { limit: 10, ..SearchQuery::default() }).unwrap();
+    let risks: Vec<Risk> = all.iter().map(|h| h.risk).collect();
+    assert_eq!(risks, [Risk::Critical, Risk::Critical, Risk::High, Risk::Low]);
+    let critical =
+        index.search(&SearchQuery { min_risk: Some(Risk::Critical), limit: 10, ..SearchQuery::default() }).unwrap();
+    assert_eq!(critical.len(), 2);
+    let shop_fin = index
+        .search(&SearchQuery {
+            categories: vec![Category::Financial],
+            server: Some("shop".into()),
+            limit: 10,
+            ..SearchQuery::default()
+        })
+        .unwrap();
+    assert_eq!(shop_fin.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["create_refund"]);
+    let none = index
+        .search(&SearchQuery { risks: vec![Risk::Low], min_risk: Some(Risk::High), limit: 10, ..Default::default() })
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+#[test]
+fn query_syntax_from_the_user_never_fails() {
+    let (_dir, index) = sample();
+    for text in ["delete AND OR (", "\"unclosed", "name_raw:", "*", "risk:[a TO", ")))", "a^^^2", "\u{0}"] {
+        index.search(&query(text)).unwrap();
+    }
+    assert!(index.search(&SearchQuery { limit: 0, ..query("delete") }).unwrap().is_empty());
+}
+
+#[test]
+fn removing_a_server_and_an_unreadable_directory() {
+    let (dir, mut index) = sample();
+    index.remove_server("files").unwrap();
+    index.commit("id:2").unwrap();
+    assert_eq!(index.num_docs(), 2);
+    drop(index);
+    std::fs::write(dir.path().join("index/meta.json"), "{ not json").unwrap();
+    let (index, opened) = SearchIndex::open(&dir.path().join("index")).unwrap();
+    assert_eq!(opened, Opened::Replaced);
+    assert_eq!(index.num_docs(), 0);
+    assert_eq!(index.stamp(), None);
+}

@@ -1,0 +1,99 @@
+//! The database schema as a list of migrations, applied in order and tracked with `PRAGMA user_version`.
+//!
+//! A migration is never edited once released: a change is a new entry at the end. The number of entries is
+//! the schema version this binary knows; a database with a higher `user_version` was written by a newer
+//! toolwarden and is refused rather than altered.
+
+/// `PRAGMA application_id` of a toolwarden catalogue ("TWCT"), so a foreign SQLite file is recognised.
+pub(crate) const APPLICATION_ID: i32 = 0x5457_4354;
+
+/// Each entry moves the schema from version `i` to `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+
+-- One row per server name. `spec` is the redacted ServerSpec (JSON), `info` what it said at initialize.
+CREATE TABLE servers (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    spec       TEXT,
+    info       TEXT,
+    first_seen TEXT NOT NULL,
+    last_seen  TEXT NOT NULL
+) STRICT;
+
+-- Every listing attempt, successful or not.
+CREATE TABLE crawl_runs (
+    id               INTEGER PRIMARY KEY,
+    server_id        INTEGER NOT NULL REFERENCES servers(id),
+    at               TEXT NOT NULL,
+    outcome          TEXT NOT NULL CHECK (outcome IN ('ok', 'failed')),
+    error            TEXT,
+    protocol_version TEXT,
+    server_info      TEXT,
+    tools            INTEGER,
+    added            INTEGER,
+    removed          INTEGER,
+    changed          INTEGER
+) STRICT;
+CREATE INDEX crawl_runs_server ON crawl_runs(server_id, id);
+
+-- Tool definitions by content: the canonical JSON of a tool, keyed by its sha256.
+CREATE TABLE definitions (
+    fingerprint TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    first_seen  TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- The current tool set of every server.
+CREATE TABLE current_tools (
+    server_id   INTEGER NOT NULL REFERENCES servers(id),
+    name        TEXT NOT NULL,
+    fingerprint TEXT NOT NULL REFERENCES definitions(fingerprint),
+    since       TEXT NOT NULL,
+    PRIMARY KEY (server_id, name)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX current_tools_fingerprint ON current_tools(fingerprint);
+
+-- The history: every time a tool appeared, changed definition or disappeared.
+CREATE TABLE tool_events (
+    id          INTEGER PRIMARY KEY,
+    server_id   INTEGER NOT NULL REFERENCES servers(id),
+    name        TEXT NOT NULL,
+    run_id      INTEGER NOT NULL REFERENCES crawl_runs(id),
+    at          TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('added', 'changed', 'removed')),
+    fingerprint TEXT REFERENCES definitions(fingerprint),
+    previous    TEXT REFERENCES definitions(fingerprint)
+) STRICT;
+CREATE INDEX tool_events_tool ON tool_events(server_id, name, id);
+
+-- The classification of a definition by the ruleset `ruleset` (one per definition: the latest).
+CREATE TABLE classifications (
+    fingerprint TEXT PRIMARY KEY REFERENCES definitions(fingerprint),
+    ruleset     TEXT NOT NULL,
+    category    TEXT NOT NULL,
+    risk        TEXT NOT NULL,
+    confidence  REAL NOT NULL,
+    evidence    TEXT NOT NULL,
+    factors     TEXT NOT NULL,
+    findings    TEXT NOT NULL,
+    classified  TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- Security findings about a definition, queryable on their own (also kept as JSON with the classification).
+CREATE TABLE findings (
+    fingerprint TEXT NOT NULL REFERENCES definitions(fingerprint),
+    seq         INTEGER NOT NULL,
+    id          TEXT NOT NULL,
+    severity    TEXT NOT NULL,
+    text        TEXT NOT NULL,
+    PRIMARY KEY (fingerprint, seq)
+) STRICT, WITHOUT ROWID;
+"#,
+];
