@@ -127,10 +127,13 @@ impl Catalogue {
     ) -> Result<Vec<ChangeReport>, CatalogueError> {
         let index_ok = self.take_index_lock()?;
         let (id, _) = self.store.generation()?;
+        let started = std::time::Instant::now();
         let out = self.store.ingest(snapshots, classifier.version(), &mut |tool| classifier.classify(tool))?;
+        tracing::debug!(servers = snapshots.len(), elapsed = ?started.elapsed(), "stored");
         if out.generation == out.generation_before || !index_ok {
             return Ok(out.reports);
         }
+        let started = std::time::Instant::now();
         crate::store::debug_pause("index");
         let in_step = self.index.stamp().as_deref() == Some(Catalogue::stamp(&id, out.generation_before).as_str());
         if in_step && out.reclassified == 0 {
@@ -139,10 +142,12 @@ impl Catalogue {
             }
             let index = &mut self.index;
             self.store.for_each_record(&out.touched, |record| index.add(&record).map_err(CatalogueError::from))?;
+            tracing::debug!(elapsed = ?started.elapsed(), "index documents added");
             self.index.commit(&Catalogue::stamp(&id, out.generation))?;
         } else {
             self.rebuild_index()?;
         }
+        tracing::debug!(elapsed = ?started.elapsed(), "index committed");
         Ok(out.reports)
     }
 

@@ -53,3 +53,9 @@ fn an_index_that_lags_the_store_is_rebuilt_on_open() {
     let mut catalogue = Catalogue::open(dir.path()).unwrap();
     assert_eq!(search(&mut catalogue, "tool"), ["a/new_tool"]);
 }
+
+#[test]
+fn a_catalogue_can_move_to_a_blocking_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Catalogue>();
+}

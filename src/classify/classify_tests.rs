@@ -41,7 +41,7 @@ fn names_split_in_every_convention() {
 
 #[test]
 fn lemmas_undo_common_inflections() {
-    let forms = |w: &str| lemmas(w).collect::<Vec<_>>();
+    let forms = lemmas;
     assert!(forms("deletes").contains(&"delete".to_string()));
     assert!(forms("deleting").contains(&"delete".to_string()));
     assert!(forms("running").contains(&"run".to_string()));

@@ -25,6 +25,10 @@ impl Patterns {
     fn build(file_of: &str, items: Vec<(usize, String, String)>) -> Result<Patterns, ClassifyError> {
         let mut regexes = Vec::with_capacity(items.len());
         let mut owner = Vec::with_capacity(items.len());
+        // `\b` is ASCII here: a Unicode word boundary makes the lazy DFA give up on the first non-ASCII byte
+        // (curly quotes, dashes) and fall back to a slower engine; English rules lose nothing by it.
+        let items: Vec<(usize, String, String)> =
+            items.into_iter().map(|(rule, id, pattern)| (rule, id, pattern.replace("\\b", "(?-u:\\b)"))).collect();
         for (rule, id, pattern) in &items {
             let regex = Regex::new(pattern).map_err(|e| ClassifyError::Rules {
                 path: file_of.to_string(),
@@ -362,12 +366,12 @@ impl Ruleset {
 
     /// The verb rule a word (in any inflection) belongs to.
     pub(crate) fn verb(&self, word: &str) -> Option<usize> {
-        super::words::lemmas(word).find_map(|w| self.verb_words.get(&w).copied())
+        super::words::find_lemma(word, |w| self.verb_words.get(w).copied())
     }
 
     /// The object rule a word (singular or plural) belongs to.
     pub(crate) fn object(&self, word: &str) -> Option<usize> {
-        super::words::lemmas(word).find_map(|w| self.object_words.get(&w).copied())
+        super::words::find_lemma(word, |w| self.object_words.get(w).copied())
     }
 }
 

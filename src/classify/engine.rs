@@ -450,9 +450,9 @@ fn schema_hits(rs: &Ruleset, facts: &SchemaFacts, name_objects: &[(usize, String
             finding_hits(rs, Field::Schema, desc, &mut seen.findings);
         }
         factor_hits(rs, Field::Schema, &prop.words, &prop.path, &mut seen.factors);
-        for value in prop.enum_values.iter().take(8) {
-            let lower = value.to_ascii_lowercase();
-            factor_hits(rs, Field::Schema, &lower, &format!("{}.enum", prop.path), &mut seen.factors);
+        if !prop.enum_values.is_empty() {
+            let values: Vec<String> = prop.enum_values.iter().take(8).map(|v| v.to_ascii_lowercase()).collect();
+            factor_hits(rs, Field::Schema, &values.join(" | "), &format!("{}.enum", prop.path), &mut seen.factors);
         }
     }
     // A property that needs a partner (amount needs currency) counts half without it.

@@ -46,40 +46,73 @@ fn split_camel(part: &str, out: &mut Vec<String>) {
 }
 
 /// The forms a word may have come from, most likely first: `deletes` → `deletes`, `delete`; `running` → `run`.
-pub(crate) fn lemmas(word: &str) -> impl Iterator<Item = String> + '_ {
-    let mut forms: Vec<String> = vec![word.to_string()];
-    let mut push = |s: String| {
-        if s.len() >= 2 && !forms.contains(&s) {
-            forms.push(s);
+#[cfg(test)]
+pub(crate) fn lemmas(word: &str) -> Vec<String> {
+    let mut forms: Vec<String> = Vec::new();
+    find_lemma(word, |w| {
+        if !forms.iter().any(|f| f == w) {
+            forms.push(w.to_string());
         }
+        None::<()>
+    });
+    forms
+}
+
+/// Try `lookup` on a word and then on the forms it may have come from (see [`lemmas`]), stopping at the first
+/// hit. Slices where it can, one small buffer where a letter must be added, so the common miss is cheap.
+pub(crate) fn find_lemma<T>(word: &str, mut lookup: impl FnMut(&str) -> Option<T>) -> Option<T> {
+    if let Some(t) = lookup(word) {
+        return Some(t);
+    }
+    if word.len() < 4 {
+        return word.strip_suffix('s').filter(|s| s.len() >= 2).and_then(&mut lookup);
+    }
+    let mut buf = String::with_capacity(word.len() + 1);
+    let mut joined = |stem: &str, tail: char, lookup: &mut dyn FnMut(&str) -> Option<T>| {
+        buf.clear();
+        buf.push_str(stem);
+        buf.push(tail);
+        lookup(&buf)
     };
-    if let Some(stem) = word.strip_suffix("ies") {
-        push(format!("{stem}y"));
-    }
-    if let Some(stem) = word.strip_suffix("es") {
-        push(stem.to_string());
-    }
-    if let Some(stem) = word.strip_suffix('s')
-        && !word.ends_with("ss")
+    if let Some(stem) = word.strip_suffix("ies")
+        && let Some(t) = joined(stem, 'y', &mut lookup)
     {
-        push(stem.to_string());
+        return Some(t);
+    }
+    if let Some(stem) = word.strip_suffix("es")
+        && let Some(t) = lookup(stem)
+    {
+        return Some(t);
+    }
+    if !word.ends_with("ss")
+        && let Some(stem) = word.strip_suffix('s')
+        && let Some(t) = lookup(stem)
+    {
+        return Some(t);
     }
     for suffix in ["ing", "ed"] {
-        if let Some(stem) = word.strip_suffix(suffix) {
-            push(stem.to_string());
-            push(format!("{stem}e"));
-            let b = stem.as_bytes();
-            if b.len() >= 2 && b[b.len() - 1] == b[b.len() - 2] {
-                push(stem[..stem.len() - 1].to_string());
-            }
-            if suffix == "ed"
-                && let Some(s) = stem.strip_suffix('i')
-            {
-                push(format!("{s}y"));
-            }
+        let Some(stem) = word.strip_suffix(suffix).filter(|s| s.len() >= 2) else { continue };
+        if let Some(t) = lookup(stem) {
+            return Some(t);
+        }
+        if let Some(t) = joined(stem, 'e', &mut lookup) {
+            return Some(t);
+        }
+        let b = stem.as_bytes();
+        if b.len() >= 3
+            && b[b.len() - 1] == b[b.len() - 2]
+            && let Some(t) = lookup(&stem[..stem.len() - 1])
+        {
+            return Some(t);
+        }
+        if suffix == "ed"
+            && let Some(s) = stem.strip_suffix('i')
+            && let Some(t) = joined(s, 'y', &mut lookup)
+        {
+            return Some(t);
         }
     }
-    forms.into_iter()
+    None
 }
 
 /// Cut `text` to at most `max` bytes on a character boundary.

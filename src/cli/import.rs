@@ -78,6 +78,18 @@ fn expand(files: Vec<PathBuf>) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Largest capture file read (a real `tools/list` result is kilobytes; this bounds a hostile one).
+const MAX_CAPTURE_BYTES: u64 = 256 * 1024 * 1024;
+
+fn read_capture(file: &Path) -> Result<ToolCapture, String> {
+    let size = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
+    if size > MAX_CAPTURE_BYTES {
+        return Err(format!("{size} bytes is more than the {MAX_CAPTURE_BYTES} bytes a capture may have"));
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
+    ToolCapture::parse(&text).map_err(|e| e.to_string())
+}
+
 pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     output::require_format("import", g.format, &[Format::Table, Format::Json])?;
     if let Some(name) = &args.server
@@ -91,9 +103,7 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     let mut snapshots: Vec<ServerSnapshot> = Vec::new();
     for file in &files {
         let shown = file.display().to_string();
-        let capture = std::fs::read_to_string(file)
-            .map_err(|e| e.to_string())
-            .and_then(|text| ToolCapture::parse(&text).map_err(|e| e.to_string()));
+        let capture = read_capture(file);
         let capture = match capture {
             Ok(capture) => capture,
             Err(error) => {

@@ -202,6 +202,10 @@ impl Store {
         // NORMAL in WAL mode survives a process crash or kill; only a power loss may drop the last commits.
         store.conn.pragma_update(None, "synchronous", "NORMAL")?;
         store.conn.pragma_update(None, "foreign_keys", true)?;
+        // Definitions are keyed by random hashes, so bulk writes touch pages all over the file: a 64 MiB page
+        // cache (the default is 2 MiB) keeps them from being read and spilled again and again.
+        store.conn.pragma_update(None, "cache_size", -65536)?;
+        store.conn.pragma_update(None, "temp_store", "MEMORY")?;
         store.migrate()?;
         Ok(store)
     }

@@ -42,13 +42,14 @@ CREATE TABLE crawl_runs (
 ) STRICT;
 CREATE INDEX crawl_runs_server ON crawl_runs(server_id, id);
 
--- Tool definitions by content: the canonical JSON of a tool, keyed by its sha256.
+-- Tool definitions by content: the canonical JSON of a tool, keyed by its sha256. (Rows are large, so these
+-- tables keep a rowid: SQLite stores big rows badly in WITHOUT ROWID b-trees.)
 CREATE TABLE definitions (
     fingerprint TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
     body        TEXT NOT NULL,
     first_seen  TEXT NOT NULL
-) STRICT, WITHOUT ROWID;
+) STRICT;
 
 -- The current tool set of every server.
 CREATE TABLE current_tools (
@@ -84,7 +85,7 @@ CREATE TABLE classifications (
     factors     TEXT NOT NULL,
     findings    TEXT NOT NULL,
     classified  TEXT NOT NULL
-) STRICT, WITHOUT ROWID;
+) STRICT;
 
 -- Security findings about a definition, queryable on their own (also kept as JSON with the classification).
 CREATE TABLE findings (

@@ -166,8 +166,9 @@ fn ingest_one(
         }
         let body = canonical_json(&serde_json::to_value(tool)?);
         let fingerprint = hex::encode(Sha256::digest(body.as_bytes()));
-        insert_definition.execute(params![fingerprint, tool.name, body, now])?;
-        let stored: Option<String> = classified_with.query_row([&fingerprint], |r| r.get(0)).optional()?;
+        let new_definition = insert_definition.execute(params![fingerprint, tool.name, body, now])? == 1;
+        let stored: Option<String> =
+            if new_definition { None } else { classified_with.query_row([&fingerprint], |r| r.get(0)).optional()? };
         if stored.as_deref() != Some(ruleset) {
             let classification = classify(tool);
             write_classification(tx, &fingerprint, ruleset, &classification, now)?;
