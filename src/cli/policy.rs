@@ -118,6 +118,7 @@ fn check(file: &Path, servers: &[String], g: &Globals) -> anyhow::Result<Outcome
         }
     };
     source.locate(&mut diagnostics);
+    diagnostics.sort_by_key(|d| (d.line.unwrap_or(usize::MAX), d.column.unwrap_or(0)));
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.len() - errors;
     if g.format == Format::Json {

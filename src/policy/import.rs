@@ -169,7 +169,11 @@ impl Importer {
             return;
         }
         if let Some(rl) = map.get("rate_limit") {
-            let base = if label.is_empty() { counter_base(tool) } else { counter_base(label) };
+            let base = if label.is_empty() {
+                format!("{}_rule{}", counter_base(tool), rule_index(path))
+            } else {
+                format!("{}_{}", counter_base(tool), counter_base(label))
+            };
             if let Some(limit) = self.rate_limit(&format!("{path}.rate_limit"), &base, rl) {
                 out.limits.push(limit);
             }
@@ -422,11 +426,19 @@ fn parse_window(v: &Value) -> Option<Window> {
     })
 }
 
+/// The index in `...rules[N]`.
+fn rule_index(path: &str) -> &str {
+    path.rsplit('[').next().unwrap_or("").trim_end_matches(']')
+}
+
+/// A counter name from a tool name or rule label: spaces and punctuation become `_`.
 fn counter_base(name: &str) -> String {
     if name == "*" {
         return "all_tools".into();
     }
-    name.chars().map(|c| if c.is_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| if c.is_alphanumeric() || c == '_' || c == '-' { c.to_ascii_lowercase() } else { '_' })
+        .collect()
 }
 
 fn scalar_text(v: &Value) -> Option<String> {

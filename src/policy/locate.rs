@@ -18,7 +18,7 @@ impl Locations {
     pub(crate) fn of_json(text: &str) -> Locations {
         let mut scanner = JsonScanner { chars: text.char_indices().peekable(), line: 1, col: 1, out: HashMap::new() };
         scanner.skip_ws();
-        scanner.value(String::new());
+        scanner.value(String::new(), 0);
         Locations { map: scanner.out }
     }
 
@@ -38,6 +38,9 @@ impl Locations {
         }
     }
 }
+
+/// Deeper than any policy (serde_json itself refuses past 128).
+const MAX_DEPTH: usize = 160;
 
 fn join_key(parent: &str, key: &str) -> String {
     if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
@@ -93,8 +96,12 @@ impl JsonScanner<'_> {
         s
     }
 
-    /// Scan one value whose path is `path`; depth is bounded by the text, which serde already accepted.
-    fn value(&mut self, path: String) {
+    /// Scan one value whose path is `path`. The text may be one that serde refused for nesting too deep, so
+    /// the scanner bounds its own recursion and simply stops locating below that depth.
+    fn value(&mut self, path: String, depth: usize) {
+        if depth > MAX_DEPTH {
+            return;
+        }
         match self.peek() {
             Some('{') => {
                 self.bump();
@@ -111,7 +118,7 @@ impl JsonScanner<'_> {
                                 self.bump();
                             }
                             self.skip_ws();
-                            self.value(child);
+                            self.value(child, depth + 1);
                             self.skip_ws();
                             if self.peek() == Some(',') {
                                 self.bump();
@@ -139,7 +146,7 @@ impl JsonScanner<'_> {
                         _ => {
                             let child = format!("{path}[{index}]");
                             self.out.entry(child.clone()).or_insert((self.line, self.col));
-                            self.value(child);
+                            self.value(child, depth + 1);
                             index += 1;
                             self.skip_ws();
                             if self.peek() == Some(',') {
