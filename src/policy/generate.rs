@@ -283,10 +283,14 @@ fn rule_for(r: &ToolRecord, profile: Profile) -> ToolRule {
         action = Action::Approve;
         also.push(format!("{} risk needs approval under the strict profile", c.risk));
     }
-    if action == Action::Allow && profile != Profile::Permissive && serious_finding {
-        action = Action::Approve;
+    if serious_finding {
         let ids: Vec<&str> = c.findings.iter().filter(|f| f.severity >= Risk::High).map(|f| f.id.as_str()).collect();
-        also.push(format!("findings ({}) need approval", ids.join(", ")));
+        if action == Action::Allow && profile != Profile::Permissive {
+            action = Action::Approve;
+            also.push(format!("findings ({}) need approval", tidy(&ids.join(", "), 80)));
+        } else {
+            also.push(format!("findings: {}", tidy(&ids.join(", "), 80)));
+        }
     }
 
     let mut rule = ToolRule { action: (action != Action::Allow).then_some(action), ..ToolRule::default() };
@@ -312,6 +316,7 @@ fn rule_for(r: &ToolRecord, profile: Profile) -> ToolRule {
                 conditions: vec![Condition { path: arg.clone(), op: Op::Gt, value: Some(json!(single)) }],
                 on_deny: Some(format!("{amount} above {single} needs a person to make the call directly")),
             });
+            also.push(format!("amounts ({amount}) above {single} are refused; at most {daily} a day in total"));
             rule.limits.push(Limit {
                 counter: format!("{name}_{amount}_per_day"),
                 window: Window::Day,
@@ -320,7 +325,15 @@ fn rule_for(r: &ToolRecord, profile: Profile) -> ToolRule {
                 increment_from: Some(arg),
             });
         }
-        for (prop, p) in props.iter().filter(|(n, p)| is_path(n) && is_type(p, "string")) {
+        let path_props: Vec<&str> =
+            props.iter().filter(|(n, p)| is_path(n) && is_type(p, "string")).map(|(n, _)| *n).collect();
+        if !path_props.is_empty() {
+            also.push(format!(
+                "paths ({}) with \"..\" or into credential or system directories are refused",
+                path_props.join(", ")
+            ));
+        }
+        for prop in path_props {
             let arg = format!("args.{prop}");
             rule.deny_if.push(DenyIf {
                 conditions: vec![Condition {
@@ -340,7 +353,6 @@ fn rule_for(r: &ToolRecord, profile: Profile) -> ToolRule {
                 }],
                 on_deny: Some(format!("{prop} points at credentials or system files")),
             });
-            let _ = p;
         }
         if category != Category::Read
             && profile != Profile::Permissive
@@ -348,6 +360,7 @@ fn rule_for(r: &ToolRecord, profile: Profile) -> ToolRule {
                 .iter()
                 .find(|(n, p)| OWNER_PROPS.contains(&n.to_ascii_lowercase().as_str()) && is_type(p, "string"))
         {
+            also.push(format!("only allow-listed {owner} values (replace EDIT-ME in deny_if)"));
             rule.deny_if.push(DenyIf {
                 conditions: vec![Condition {
                     path: format!("args.{owner}"),
@@ -377,7 +390,9 @@ fn reason(
     also: &[String],
 ) -> String {
     let c = &r.classification;
-    let mut out = format!("{}, {} risk", capitalise(category.as_str()), c.risk);
+    // A raised category brings at least its base risk.
+    let risk = c.risk.max(category.base_risk());
+    let mut out = format!("{}, {risk} risk", capitalise(category.as_str()));
     let evidence: Vec<String> =
         c.evidence.iter().take(3).map(|e| format!("{} \"{}\"", tidy(&e.field, 30), tidy(&e.text, 40))).collect();
     if !evidence.is_empty() {

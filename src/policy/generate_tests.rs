@@ -99,3 +99,80 @@ fn hostile_evidence_text_is_tidied_in_reasons() {
     let reason = rule_for(&r, Profile::Balanced).reason.unwrap();
     assert!(!reason.chars().any(|c| c.is_control() || c == '\u{202e}'), "{reason:?}");
 }
+
+/// ToolRecords from a fixture: tools with explicit classifications (the classifier is not under test here).
+fn fixture_records(name: &str) -> Vec<ToolRecord> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/policy/records").join(name);
+    let items: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    items
+        .into_iter()
+        .map(|item| {
+            let tool: Tool = serde_json::from_value(item["tool"].clone()).unwrap();
+            let evidence: Vec<(String, String)> = serde_json::from_value(item["evidence"].clone()).unwrap();
+            let evidence: Vec<(&str, &str)> = evidence.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            let mut r = record(
+                item["server"].as_str().unwrap(),
+                tool,
+                item["category"].as_str().unwrap().parse().unwrap(),
+                item["risk"].as_str().unwrap().parse().unwrap(),
+                &evidence,
+            );
+            if let Some(findings) = item.get("findings") {
+                r.classification.findings = serde_json::from_value(findings.clone()).unwrap();
+            }
+            if let Some(factors) = item.get("factors") {
+                r.classification.factors = serde_json::from_value(factors.clone()).unwrap();
+            }
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn generated_policies_are_pinned_valid_and_check_clean() {
+    let validator = crate::policy::schema_tests::validator();
+    for fixture in ["shop.json", "filesystem.json", "github.json"] {
+        let records = fixture_records(fixture);
+        for profile in Profile::ALL {
+            let policy = generate(&records, profile);
+            let value = serde_json::to_value(&policy).unwrap();
+            let errors: Vec<String> = validator.iter_errors(&value).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{fixture} {profile}: {errors:?}");
+            let tools: Vec<Tool> = records.iter().map(|r| r.tool.clone()).collect();
+            let diagnostics = crate::policy::check(&policy, Some(&tools));
+            assert!(diagnostics.is_empty(), "{fixture} {profile}: {diagnostics:#?}");
+            // Round trip through text, as a user would save and load it.
+            let text = serde_json::to_string_pretty(&policy).unwrap();
+            crate::policy::load(&crate::policy::Source::new(crate::policy::Syntax::Json, text)).unwrap();
+            let name = format!("{}-{profile}", fixture.trim_end_matches(".json"));
+            insta::assert_json_snapshot!(name, policy);
+            // The same records in another order give the same policy.
+            let mut reversed = records.clone();
+            reversed.reverse();
+            assert_eq!(generate(&reversed, profile), policy);
+        }
+    }
+}
+
+#[test]
+fn generated_shop_policy_decides_as_its_reasons_say() {
+    use crate::policy::{Call, Counters, decide};
+    let policy = generate(&fixture_records("shop.json"), Profile::Balanced);
+    let compiled = crate::policy::compile(policy).unwrap();
+    let decide_on = |tool: &str, args: serde_json::Value| {
+        let call = Call { tool, arguments: &args, identity: "a", session: "s", at: 0 };
+        decide(&compiled, &call, &Counters::new())
+    };
+    assert!(decide_on("get_profiles", json!({})).is_allow());
+    assert!(matches!(decide_on("delete_profile", json!({"id": "1"})), crate::policy::Decision::NeedsApproval { .. }));
+    assert!(decide_on("create_refund", json!({"amount": 5000})).is_deny());
+    assert!(matches!(
+        decide_on("create_refund", json!({"amount": 500})),
+        crate::policy::Decision::NeedsApproval { .. }
+    ));
+    assert!(matches!(decide_on("purge_cache", json!({})), crate::policy::Decision::NeedsApproval { .. }));
+    assert!(decide_on("export_customers", json!({"output_path": "../../etc/cron.d/x"})).is_deny());
+    assert!(decide_on("export_customers", json!({"output_path": "/home/me/.ssh/authorized_keys"})).is_deny());
+    assert!(decide_on("export_customers", json!({"output_path": "out/customers.csv"})).is_allow());
+    assert!(decide_on("not_in_catalogue", json!({})).is_deny());
+}

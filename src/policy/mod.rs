@@ -75,4 +75,4 @@ pub fn load_file(path: &Path) -> Result<CompiledPolicy, PolicyError> {
 
 #[cfg(test)]
 #[path = "schema_tests.rs"]
-mod schema_tests;
+pub(crate) mod schema_tests;
