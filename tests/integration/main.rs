@@ -5,3 +5,4 @@ mod util;
 
 mod catalogue;
 mod classify;
+mod policy;
