@@ -187,14 +187,13 @@ pub async fn list_tools(spec: &ServerSpec, options: &ListOptions) -> Result<List
                         None => Err(McpError::Protocol { phase, message, stderr: tail.last_lines(STDERR_LINES) }),
                     }
                 }
-                Err(SessionError::Timeout(phase)) => match child.handle.exit_status(Duration::ZERO).await {
-                    Some(code) => Err(McpError::Exited { code, stderr: tail.last_lines(STDERR_LINES) }),
-                    None => Err(McpError::Timeout {
-                        phase,
-                        secs: options.timeout.as_secs_f64(),
-                        stderr: tail.last_lines(STDERR_LINES),
-                    }),
-                },
+                // A child that exited early closes the transport (handled above), so a timeout is a timeout
+                // even if the child exits afterwards because we closed its stdin.
+                Err(SessionError::Timeout(phase)) => Err(McpError::Timeout {
+                    phase,
+                    secs: options.timeout.as_secs_f64(),
+                    stderr: tail.last_lines(STDERR_LINES),
+                }),
             };
             child.handle.kill();
             result.map(|mut listing| {
@@ -231,7 +230,8 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     let client = CrawlClient::default();
-    let changes = Arc::clone(&client.list_changed);
+    let handler_changes = Arc::clone(&client.list_changed);
+    let changes = || handler_changes.load(Ordering::SeqCst) + tap.map_or(0, |t| t.list_changed());
     let running = tokio::time::timeout_at(deadline.into(), client.serve(transport))
         .await
         .map_err(|_| SessionError::Timeout(Phase::Initialize))?
@@ -242,11 +242,11 @@ where
     let mut warnings = Vec::new();
     let mut relists = 0;
     let (tools, list_extra) = loop {
-        let before = changes.load(Ordering::SeqCst);
+        let before = changes();
         let listed = tokio::time::timeout_at(deadline.into(), list_all(&running, tap, &mut warnings))
             .await
             .map_err(|_| SessionError::Timeout(Phase::ToolsList))??;
-        if changes.load(Ordering::SeqCst) == before || relists == MAX_RELISTS {
+        if changes() == before || relists == MAX_RELISTS {
             break listed;
         }
         relists += 1;
@@ -396,7 +396,8 @@ fn http_error(url: &str, phase: Phase, message: String) -> McpError {
     if lower.contains("session expired") || lower.contains("not found") {
         return McpError::Http { status: 404, url: url.to_string() };
     }
-    if lower.contains("connect") || lower.contains("dns") || lower.contains("refused") {
+    if lower.contains("connect") || lower.contains("dns") || lower.contains("refused") || lower.contains("error sending request")
+    {
         return McpError::Connect { url: url.to_string(), message };
     }
     McpError::Protocol { phase, message, stderr: String::new() }

@@ -37,6 +37,9 @@ struct TapState {
     raw_lists: HashMap<String, Value>,
     warnings: Vec<String>,
     skipped_lines: usize,
+    /// `notifications/tools/list_changed` seen, counted here because the reader sees it before the response
+    /// that follows it (rmcp's handler callback runs later, on its own task).
+    list_changed: usize,
 }
 
 impl Tap {
@@ -56,6 +59,10 @@ impl Tap {
         let mut state = self.lock();
         let key = state.raw_lists.keys().next().cloned()?;
         state.raw_lists.remove(&key)
+    }
+
+    pub(crate) fn list_changed(&self) -> usize {
+        self.lock().list_changed
     }
 
     pub(crate) fn warnings(&self) -> Vec<String> {
@@ -214,6 +221,9 @@ async fn read_messages(
                 continue;
             }
         };
+        if value.get("method").and_then(Value::as_str) == Some("notifications/tools/list_changed") {
+            tap.lock().list_changed += 1;
+        }
         if let (Some(id), Some(result)) = (value.get("id"), value.get("result")) {
             let mut state = tap.lock();
             let key = id.to_string();
