@@ -36,9 +36,9 @@ pub struct Args {
     /// A catalogue file of named servers (TOML or JSON; see schemas/servers.schema.json)
     #[arg(long, value_name = "FILE")]
     pub config: Vec<PathBuf>,
-    /// An MCP client configuration file; without FILE, the well-known locations
-    #[arg(long, value_name = "FILE", num_args = 0..=1)]
-    pub client_config: Option<Option<PathBuf>>,
+    /// An MCP client configuration file (repeatable); without FILE, the well-known locations
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    pub client_config: Vec<String>,
     /// An MCP registry listing (server.json entries)
     #[arg(long, value_name = "FILE")]
     pub registry: Vec<PathBuf>,
@@ -103,10 +103,12 @@ fn gather(args: &Args, g: &Globals) -> anyhow::Result<Vec<Source>> {
     for path in &args.config {
         out.extend(sources::from_servers_file(path).map_err(|e| UsageError(e.to_string()))?);
     }
-    match &args.client_config {
-        Some(Some(path)) => out.extend(sources::from_client_config(path).map_err(|e| UsageError(e.to_string()))?),
-        Some(None) => out.extend(discover(g)?),
-        None => {}
+    for path in &args.client_config {
+        if path.is_empty() {
+            out.extend(discover(g)?);
+        } else {
+            out.extend(sources::from_client_config(Path::new(path)).map_err(|e| UsageError(e.to_string()))?);
+        }
     }
     for path in &args.registry {
         let (found, notes) = sources::from_registry(path).map_err(|e| UsageError(e.to_string()))?;

@@ -396,7 +396,10 @@ fn http_error(url: &str, phase: Phase, message: String) -> McpError {
     if lower.contains("session expired") || lower.contains("not found") {
         return McpError::Http { status: 404, url: url.to_string() };
     }
-    if lower.contains("connect") || lower.contains("dns") || lower.contains("refused") || lower.contains("error sending request")
+    if lower.contains("connect")
+        || lower.contains("dns")
+        || lower.contains("refused")
+        || lower.contains("error sending request")
     {
         return McpError::Connect { url: url.to_string(), message };
     }

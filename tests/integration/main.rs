@@ -4,3 +4,5 @@
 mod util;
 
 mod classify;
+mod crawl;
+mod demo;
