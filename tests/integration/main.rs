@@ -6,3 +6,5 @@ mod util;
 mod catalogue;
 mod classify;
 mod policy;
+mod crawl;
+mod demo;
