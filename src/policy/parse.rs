@@ -191,8 +191,11 @@ fn strip_position(message: &str) -> String {
 /// own copy of the path.
 fn tidy_message(message: &str, path: &str) -> String {
     let mut m = message;
-    if !path.is_empty()
-        && let Some(rest) = m.strip_prefix(path).and_then(|r| r.strip_prefix(": "))
+    // serde_yaml_ng prefixes its own idea of the path (which may stop one segment short of ours).
+    if let Some((prefix, rest)) = m.split_once(": ")
+        && !prefix.is_empty()
+        && !prefix.contains(' ')
+        && path.starts_with(prefix)
     {
         m = rest;
     }
@@ -246,6 +249,16 @@ mod tests {
         assert_eq!(d.message, "unknown field \"actoin\"; expected one of action, limits, deny_if, reason");
         let d = Source::new(Syntax::Json, r#"{"tools":{}}"#).parse().unwrap_err();
         assert_eq!(d.message, "missing field \"version\"");
+    }
+
+    #[test]
+    fn yaml_unknown_fields_and_numeric_versions() {
+        let d = Source::new(Syntax::Yaml, "version: 1\ntools:\n  a:\n    actoin: deny\n").parse().unwrap_err();
+        assert_eq!(d.path, "tools.a.actoin");
+        assert_eq!(d.message, "unknown field \"actoin\"; expected one of action, limits, deny_if, reason");
+        assert_eq!(d.line, Some(4));
+        let p = Source::new(Syntax::Yaml, "version: 1\n").parse().unwrap();
+        assert_eq!(p.version, "1");
     }
 
     #[test]
