@@ -1,3 +1,5 @@
+//! Meaning checks: each error and warning `policy check` promises, on small policies built inline.
+
 use serde_json::json;
 
 use super::*;

@@ -1,3 +1,5 @@
+//! Decisions: the documented precedence and operators, and proptest properties over generated policies.
+
 use serde_json::{Value, json};
 
 use super::*;

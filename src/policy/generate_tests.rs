@@ -1,3 +1,6 @@
+//! Generation: the name/schema floor, argument conditions, and insta snapshots of whole policies for fixture
+//! tool lists (with explicit classifications: the classifier is not under test here).
+
 use serde_json::json;
 
 use super::*;
