@@ -230,6 +230,13 @@ fn is_type(prop: &Value, ty: &str) -> bool {
     }
 }
 
+/// A string, or a list of strings (regex conditions test every string element of a list).
+fn is_text(prop: &Value) -> bool {
+    let list_of_strings = prop.get("type").is_some_and(|t| t == "array")
+        && prop.get("items").is_none_or(|items| is_type(items, "string"));
+    list_of_strings || is_type(prop, "string")
+}
+
 fn is_amount(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     AMOUNT_PROPS.contains(&lower.as_str()) || lower.ends_with("_amount")
@@ -325,8 +332,7 @@ fn rule_for(r: &ToolRecord, profile: Profile) -> ToolRule {
                 increment_from: Some(arg),
             });
         }
-        let path_props: Vec<&str> =
-            props.iter().filter(|(n, p)| is_path(n) && is_type(p, "string")).map(|(n, _)| *n).collect();
+        let path_props: Vec<&str> = props.iter().filter(|(n, p)| is_path(n) && is_text(p)).map(|(n, _)| *n).collect();
         if !path_props.is_empty() {
             also.push(format!(
                 "paths ({}) with \"..\" or into credential or system directories are refused",
@@ -339,7 +345,8 @@ fn rule_for(r: &ToolRecord, profile: Profile) -> ToolRule {
                 conditions: vec![Condition {
                     path: arg.clone(),
                     op: Op::Regex,
-                    value: Some(json!(r"(^|[/\\])\.\.([/\\]|$)")),
+                    // Also percent-encoded, for servers that decode what they are given.
+                    value: Some(json!(r"(?i)(^|[/\\]|%2f|%5c)(\.|%2e){2}([/\\]|%2f|%5c|$)")),
                 }],
                 on_deny: Some(format!("{prop} must not climb out of its directory (\"..\")")),
             });

@@ -177,5 +177,8 @@ fn generated_shop_policy_decides_as_its_reasons_say() {
     assert!(decide_on("export_customers", json!({"output_path": "../../etc/cron.d/x"})).is_deny());
     assert!(decide_on("export_customers", json!({"output_path": "/home/me/.ssh/authorized_keys"})).is_deny());
     assert!(decide_on("export_customers", json!({"output_path": "out/customers.csv"})).is_allow());
+    assert!(decide_on("export_customers", json!({"output_path": "out/%2E%2E/%2e%2e/etc/passwd"})).is_deny());
+    assert!(decide_on("export_customers", json!({"output_path": "out\\..\\..\\x"})).is_deny());
+    assert!(decide_on("export_customers", json!({"output_path": "out/..hidden/x"})).is_allow());
     assert!(decide_on("not_in_catalogue", json!({})).is_deny());
 }
