@@ -261,6 +261,32 @@ mod tests {
         assert_eq!(p.version, "1");
     }
 
+    // What the fuzz target does, on stable and in every test run: no input makes parsing, compiling,
+    // locating or importing panic.
+    proptest::proptest! {
+        #[test]
+        fn no_text_makes_the_parsers_panic(text in "(\\PC|[{}\\[\\]:,\"\\n -]){0,200}") {
+            for syntax in [Syntax::Json, Syntax::Yaml] {
+                let source = Source::new(syntax, text.clone());
+                let _ = crate::policy::load(&source);
+                let mut d = vec![Diagnostic::error("tools.a.limits[0].max", "x")];
+                source.locate(&mut d);
+            }
+            let _ = crate::policy::import_yaml(&text);
+        }
+
+        #[test]
+        fn policy_shaped_text_round_trips(max in 1u32..1000, window in 1u64..100_000, name in "[a-z_*]{1,12}") {
+            let text = format!(
+                "{{\"version\":\"1\",\"tools\":{{\"{name}\":{{\"limits\":[{{\"counter\":\"c\",\"window\":{window},\"max\":{max}}}]}}}}}}"
+            );
+            let p = crate::policy::load(&Source::new(Syntax::Json, text)).unwrap();
+            let again = serde_json::to_string(p.document()).unwrap();
+            let q = crate::policy::load(&Source::new(Syntax::Json, again)).unwrap();
+            proptest::prop_assert_eq!(p.document(), q.document());
+        }
+    }
+
     #[test]
     fn trailing_garbage_is_an_error() {
         let d = Source::new(Syntax::Json, "{\"version\":\"1\"} x").parse().unwrap_err();
