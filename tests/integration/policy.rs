@@ -208,3 +208,21 @@ fn generate_rejects_an_unknown_profile() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("unknown profile \"lax\"; expected one of strict, balanced, permissive"));
 }
+
+#[test]
+fn the_import_example_in_the_docs_converts_without_loss() {
+    let env = Env::new();
+    let doc = std::fs::read_to_string(repo().join("doc/policy.md")).unwrap();
+    let block = doc
+        .split("```yaml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .find(|b| b.contains("rules:"))
+        .expect("doc/policy.md has an import example");
+    let src = env.write("theirs.yaml", block);
+    let out = env.run(["policy", "import", src.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "nothing should be lost");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tools"]["create_refund"]["limits"][0]["counter"], "refund_total");
+}
