@@ -116,7 +116,9 @@ fn check(file: &Path, servers: &[String], g: &Globals) -> anyhow::Result<Outcome
         Err(d) => vec![d],
         Ok(document) => {
             let tools = catalogue_tools(servers, g);
-            policy::check(&document, tools.as_deref())
+            let mut found = policy::check(&document, tools.as_deref());
+            found.extend(source.duplicate_keys(&document));
+            found
         }
     };
     source.locate(&mut diagnostics);

@@ -123,6 +123,33 @@ impl Source {
         }
     }
 
+    /// Keys written twice in one object: serde keeps the last silently, so a pasted second entry for a tool
+    /// would quietly replace the first. An error, at the second one.
+    pub fn duplicate_keys(&self, parsed: &Policy) -> Vec<Diagnostic> {
+        let locations = match self.syntax {
+            Syntax::Json => Locations::of_json(&self.text),
+            Syntax::Yaml => Locations::of_yaml(&self.text),
+        };
+        // The YAML reader is a heuristic: only keys that really are in the parsed document count.
+        let document = serde_json::to_value(parsed).unwrap_or_default();
+        locations
+            .duplicates
+            .into_iter()
+            .filter(|(path, _, _)| value_at(&document, path).is_some())
+            .map(|(path, (line, column), (first_line, _))| {
+                let key = path.rsplit('.').next().unwrap_or(&path).to_string();
+                Diagnostic {
+                    line: Some(line),
+                    column: Some(column),
+                    ..Diagnostic::error(
+                        path,
+                        format!("{key:?} is written twice (first at line {first_line}); only one of them would count"),
+                    )
+                }
+            })
+            .collect()
+    }
+
     /// Give diagnostics that only have a path a line and column from this text.
     pub fn locate(&self, diagnostics: &mut [Diagnostic]) {
         let locations = match self.syntax {
@@ -136,6 +163,20 @@ impl Source {
             }
         }
     }
+}
+
+/// The value at a diagnostic path (`tools.a.limits[0].max`) in a JSON value.
+fn value_at<'a>(mut v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    for part in path.split('.') {
+        let (key, indexes) = part.split_once('[').map_or((part, ""), |(k, rest)| (k, rest));
+        if !key.is_empty() {
+            v = v.get(key)?;
+        }
+        for index in indexes.split('[').filter(|s| !s.is_empty()) {
+            v = v.get(index.trim_end_matches(']').parse::<usize>().ok()?)?;
+        }
+    }
+    Some(v)
 }
 
 fn parse_json(text: &str) -> Result<Policy, Diagnostic> {

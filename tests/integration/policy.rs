@@ -226,3 +226,22 @@ fn the_import_example_in_the_docs_converts_without_loss() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["tools"]["create_refund"]["limits"][0]["counter"], "refund_total");
 }
+
+#[test]
+fn a_tool_written_twice_is_an_error_not_a_silent_replacement() {
+    let env = Env::new();
+    let file = fixture("policy/duplicate-tool.json");
+    let out = env.run(["policy", "check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(
+            "duplicate-tool.json:6:5: tools.create_refund: \"create_refund\" is written twice (first at line 4); \
+             only one of them would count"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // The proxy's loader refuses it too.
+    let out = env.run(["policy", "explain", file.to_str().unwrap(), "--tool", "create_refund"]);
+    assert_eq!(out.status.code(), Some(2));
+}
