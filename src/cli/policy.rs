@@ -2,7 +2,8 @@
 //!
 //! The work is in `crate::policy`; this file reads files, asks the catalogue for tools, and renders. `check`
 //! exits 2 when the policy has errors and 0 otherwise; warnings go to stderr either way (they describe rules
-//! that can never match, which is worth knowing but does not make the policy wrong).
+//! that can never match, which is worth knowing but does not make the policy wrong). `generate` and `import`
+//! always write policy JSON, so `--format` may only be `table` (the default) or `json` for them.
 
 use std::path::{Path, PathBuf};
 
@@ -78,6 +79,7 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
 }
 
 fn generate(servers: &[String], profile: &str, out: Option<&Path>, g: &Globals) -> anyhow::Result<Outcome> {
+    require_format("policy generate", g.format, &[Format::Table, Format::Json])?;
     let profile: Profile = profile.parse().map_err(|e: policy::UnknownWord| UsageError(e.to_string()))?;
     let data_dir = g.data_dir();
     let catalogue =
@@ -114,7 +116,9 @@ fn check(file: &Path, servers: &[String], g: &Globals) -> anyhow::Result<Outcome
         Err(d) => vec![d],
         Ok(document) => {
             let tools = catalogue_tools(servers, g);
-            policy::check(&document, tools.as_deref())
+            let mut found = policy::check(&document, tools.as_deref());
+            found.extend(source.duplicate_keys(&document));
+            found
         }
     };
     source.locate(&mut diagnostics);
@@ -190,6 +194,7 @@ fn explain(file: &Path, tool: &str, args: Option<&str>, identity: &str, g: &Glob
 }
 
 fn import(file: &Path, out: Option<&Path>, g: &Globals) -> anyhow::Result<Outcome> {
+    require_format("policy import", g.format, &[Format::Table, Format::Json])?;
     let name = file.display().to_string();
     let text = policy::read_source(file)?.text;
     let imported = policy::import_yaml(&text).map_err(|d| UsageError(d.render(&name)))?;

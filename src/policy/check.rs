@@ -339,6 +339,11 @@ fn compile_test(cpath: &str, op: Op, value: Option<&Value>, out: &mut Vec<Diagno
         (Op::Eq, Some(v)) => Some(Test::Eq(v.clone())),
         (Op::Neq, Some(v)) => Some(Test::Neq(v.clone())),
         (Op::Contains, Some(v)) => Some(Test::Contains(v.clone())),
+        (Op::In | Op::NotIn, Some(Value::Array(items))) if items.is_empty() => {
+            let always = if op == Op::In { "never holds" } else { "always holds" };
+            out.push(Diagnostic::warning(&vpath, format!("{op} an empty list {always}")));
+            Some(if op == Op::In { Test::In(Vec::new()) } else { Test::NotIn(Vec::new()) })
+        }
         (Op::In, Some(Value::Array(items))) => Some(Test::In(items.clone())),
         (Op::NotIn, Some(Value::Array(items))) => Some(Test::NotIn(items.clone())),
         (Op::In | Op::NotIn, Some(other)) => fail(format!("operator {op} needs a list, not {}", kind(other))),
@@ -394,9 +399,11 @@ fn catalogue_warnings(policy: &Policy, tools: &[Tool]) -> Vec<Diagnostic> {
         }
         let path = format!("tools.{name}");
         let Some(tool) = by_name.get(name.as_str()) else {
+            let hint =
+                closest(name, by_name.keys().copied()).map_or_else(String::new, |c| format!("; did you mean {c:?}?"));
             out.push(Diagnostic::warning(
                 &path,
-                format!("no server in the catalogue offers a tool named {name:?} (names match exactly)"),
+                format!("no server in the catalogue offers a tool named {name:?} (names match exactly){hint}"),
             ));
             continue;
         };
@@ -447,6 +454,37 @@ fn catalogue_warnings(policy: &Policy, tools: &[Tool]) -> Vec<Diagnostic> {
         }
     }
     out
+}
+
+/// The known name nearest to a misspelt one: same letters ignoring case, or at most two edits away.
+fn closest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = name.to_lowercase();
+    let mut best: Option<(usize, &str)> = None;
+    for k in known {
+        let d = if k.to_lowercase() == lower { 0 } else { edit_distance(&lower, &k.to_lowercase()) };
+        if d <= 2 && best.is_none_or(|(bd, bk)| (d, k) < (bd, bk)) {
+            best = Some((d, k));
+        }
+    }
+    best.map(|(_, k)| k)
+}
+
+/// Levenshtein distance over chars; tool names are short, and longer ones are not compared.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a.len().abs_diff(b.len()) > 2 || a.len() > 128 || b.len() > 128 {
+        return usize::MAX;
+    }
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 enum SchemaLookup {

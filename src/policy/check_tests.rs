@@ -1,3 +1,5 @@
+//! Meaning checks: each error and warning `policy check` promises, on small policies built inline.
+
 use serde_json::json;
 
 use super::*;
@@ -123,6 +125,7 @@ fn catalogue_warnings_for_rules_that_never_match() {
         ]
     );
     assert!(d[0].message.contains("names match exactly"));
+    assert!(d[0].message.ends_with("did you mean \"create_refund\"?"), "{}", d[0].message);
 }
 
 #[test]
@@ -135,4 +138,23 @@ fn errors_found_after_parsing_get_a_line_and_column() {
         "version: \"1\"\ntools:\n  a:\n    limits:\n      - counter: c\n        window: minute\n        max: 0\n";
     let errs = crate::policy::load(&Source::new(Syntax::Yaml, yaml)).unwrap_err();
     assert_eq!((errs[0].line, errs[0].column), (Some(7), Some(9)));
+}
+
+#[test]
+fn empty_membership_lists_are_warned_about() {
+    let d = diagnostics(json!({"version":"1","tools":{"a":{"deny_if":[{"conditions":[
+        {"path":"args.x","op":"in","value":[]}]}]}}}));
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].level, Level::Warning);
+    assert_eq!(d[0].message, "in an empty list never holds");
+}
+
+#[test]
+fn edit_distance_counts_single_edits() {
+    assert_eq!(edit_distance("create_refund", "create_refnd"), 1);
+    assert_eq!(edit_distance("abc", "abc"), 0);
+    assert_eq!(edit_distance("kitten", "sitting"), 3);
+    assert_eq!(edit_distance("a", "abcdef"), usize::MAX);
+    assert_eq!(closest("get_profile", ["get_profiles", "delete_profile"].into_iter()), Some("get_profiles"));
+    assert_eq!(closest("zzz", ["get_profiles"].into_iter()), None);
 }

@@ -103,6 +103,22 @@ impl Decision {
         matches!(self, Decision::Deny { .. })
     }
 
+    /// The rule that decided (`hide`, `default`, `tools.x.deny_if[0]`, ...); none for a plain allow.
+    pub fn rule(&self) -> Option<&str> {
+        match self {
+            Decision::Allow { .. } => None,
+            Decision::Deny { rule, .. } | Decision::NeedsApproval { rule, .. } => Some(rule),
+        }
+    }
+
+    /// The text for the agent (a refusal) or the approver; none for a plain allow.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Decision::Allow { .. } => None,
+            Decision::Deny { reason, .. } | Decision::NeedsApproval { reason, .. } => Some(reason),
+        }
+    }
+
     /// The counters to add to when the call goes ahead (none when denied).
     pub fn charges(&self) -> &[Charge] {
         match self {

@@ -1,3 +1,5 @@
+//! Decisions: the documented precedence and operators, and proptest properties over generated policies.
+
 use serde_json::{Value, json};
 
 use super::*;
@@ -283,6 +285,26 @@ mod properties {
                 }
             }
             prop_assert!(admitted.values().all(|n| *n <= max), "{admitted:?}");
+        }
+
+        #[test]
+        fn spend_caps_never_admit_more_than_max_per_window(
+            amounts in prop::collection::vec(0u32..400, 1..30), max in 1u32..1000,
+        ) {
+            let p = policy(json!({"version":"1","tools":{"pay":{"limits":[
+                {"counter":"spend","window":"day","max":max,"scope":"global","increment_from":"args.amount"}]}}}));
+            let mut counters = Counters::new();
+            let mut spent = 0u64;
+            for amount in amounts {
+                let args = json!({"amount": amount});
+                if let Decision::Allow { charges } = decide(&p, &call("pay", &args), &counters) {
+                    spent += u64::from(amount);
+                    for ch in charges {
+                        *counters.entry(ch.key).or_default() += ch.amount;
+                    }
+                }
+            }
+            prop_assert!(spent <= u64::from(max), "spent {spent} of {max}");
         }
     }
 }

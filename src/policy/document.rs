@@ -25,7 +25,9 @@ pub struct Policy {
     /// Editors' schema hint; ignored.
     #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
-    /// Format version; `"1"`.
+    /// Format version: `"1"` (the number `1` is accepted too, as YAML writes it).
+    #[serde(deserialize_with = "version_text")]
+    #[schemars(schema_with = "version_schema")]
     pub version: String,
     /// What happens to a tool with no entry in `tools` (the `"*"` entry does not count as an entry).
     #[serde(default)]
@@ -96,6 +98,34 @@ pub struct Condition {
     /// What to compare with (a list for `in`/`not_in`, a pattern for `regex`, a boolean for `exists`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Value>,
+}
+
+/// `version: 1` in YAML is an integer; people write it that way, so accept a number and keep its text.
+fn version_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a version (\"1\")")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    d.deserialize_any(V)
+}
+
+fn version_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "description": "Format version.", "enum": ["1", 1] })
 }
 
 /// A non-negative amount written as a JSON number; integral values are written back without a fraction, so

@@ -78,17 +78,15 @@ impl fmt::Display for Profile {
 
 /// The recommended policy for these tools under `profile`.
 pub fn generate(records: &[ToolRecord], profile: Profile) -> Policy {
-    // One entry per tool name; when servers share a name the more severe classification decides.
-    let mut chosen: BTreeMap<&str, &ToolRecord> = BTreeMap::new();
+    // One entry per tool name; when servers share a name, the strictest of their rules applies, with the
+    // argument conditions of all of them.
+    let mut by_name: BTreeMap<&str, Vec<&ToolRecord>> = BTreeMap::new();
     for r in records {
-        let key = r.tool.name.as_str();
-        let replace = chosen.get(key).is_none_or(|old| severity(r) > severity(old));
-        if replace {
-            chosen.insert(key, r);
-        }
+        by_name.entry(r.tool.name.as_str()).or_default().push(r);
     }
     let mut tools: BTreeMap<String, ToolRule> =
-        chosen.into_iter().map(|(name, r)| (name.to_string(), rule_for(r, profile))).collect();
+        by_name.into_iter().map(|(name, rs)| (name.to_string(), combined_rule(&rs, profile))).collect();
+    unique_counters(&mut tools);
     let (_, _, _, all) = profile.per_minute();
     tools.insert(
         "*".to_string(),
@@ -101,8 +99,69 @@ pub fn generate(records: &[ToolRecord], profile: Profile) -> Policy {
     Policy { schema: None, version: "1".into(), default: DefaultAction::Deny, hide: Vec::new(), tools }
 }
 
-fn severity(r: &ToolRecord) -> (u8, u8, &str) {
-    (effective(r).0.severity(), r.classification.risk.rank(), r.server.as_str())
+/// Counter names are built from tool and argument names, so two tools can arrive at the same one (`a` with
+/// `b_amount`, `a_b` with `amount`); a generated policy must always compile, so later ones get a suffix.
+fn unique_counters(tools: &mut BTreeMap<String, ToolRule>) {
+    let mut used: std::collections::HashSet<String> = ["all_calls_per_minute".to_string()].into();
+    for rule in tools.values_mut() {
+        for limit in &mut rule.limits {
+            let mut candidate = limit.counter.clone();
+            let mut n = 2;
+            while used.contains(&candidate) {
+                candidate = format!("{}_{n}", limit.counter);
+                n += 1;
+            }
+            limit.counter = candidate.clone();
+            used.insert(candidate);
+        }
+    }
+}
+
+/// The rule for a name that one or more servers offer. Ordered by strictness, then by content, so the result
+/// does not depend on the order of the records.
+fn combined_rule(records: &[&ToolRecord], profile: Profile) -> ToolRule {
+    let strictness = |rule: &ToolRule| match rule.action {
+        Some(Action::Deny) => 0,
+        Some(Action::Approve) => 1,
+        _ => 2,
+    };
+    let mut rules: Vec<(ToolRule, String)> = records
+        .iter()
+        .map(|r| {
+            let rule = rule_for(r, profile);
+            let key = serde_json::to_string(&rule).unwrap_or_default();
+            (rule, key)
+        })
+        .collect();
+    rules.sort_by(|(a, ka), (b, kb)| strictness(a).cmp(&strictness(b)).then_with(|| ka.cmp(kb)));
+    rules.dedup_by(|(_, a), (_, b)| a == b);
+    let mut iter = rules.into_iter().map(|(rule, _)| rule);
+    let Some(mut base) = iter.next() else { return ToolRule::default() };
+    let others: Vec<ToolRule> = iter.collect();
+    if others.is_empty() {
+        return base;
+    }
+    for other in &others {
+        for entry in &other.deny_if {
+            if !base.deny_if.contains(entry) {
+                base.deny_if.push(entry.clone());
+            }
+        }
+        if base.action != Some(Action::Deny) {
+            for limit in &other.limits {
+                if !base.limits.iter().any(|l| l.counter == limit.counter) {
+                    base.limits.push(limit.clone());
+                }
+            }
+        }
+    }
+    let note = format!(
+        " {} servers offer a tool of this name with different definitions: the strictest rule applies, with the \
+         argument conditions of all.",
+        others.len() + 1
+    );
+    base.reason = Some(base.reason.unwrap_or_default() + &note);
+    base
 }
 
 /// What the tool's own name and schema show, independent of anything the server says about it.
@@ -230,6 +289,13 @@ fn is_type(prop: &Value, ty: &str) -> bool {
     }
 }
 
+/// A string, or a list of strings (regex conditions test every string element of a list).
+fn is_text(prop: &Value) -> bool {
+    let list_of_strings = prop.get("type").is_some_and(|t| t == "array")
+        && prop.get("items").is_none_or(|items| is_type(items, "string"));
+    list_of_strings || is_type(prop, "string")
+}
+
 fn is_amount(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     AMOUNT_PROPS.contains(&lower.as_str()) || lower.ends_with("_amount")
@@ -325,8 +391,7 @@ fn rule_for(r: &ToolRecord, profile: Profile) -> ToolRule {
                 increment_from: Some(arg),
             });
         }
-        let path_props: Vec<&str> =
-            props.iter().filter(|(n, p)| is_path(n) && is_type(p, "string")).map(|(n, _)| *n).collect();
+        let path_props: Vec<&str> = props.iter().filter(|(n, p)| is_path(n) && is_text(p)).map(|(n, _)| *n).collect();
         if !path_props.is_empty() {
             also.push(format!(
                 "paths ({}) with \"..\" or into credential or system directories are refused",
@@ -339,7 +404,8 @@ fn rule_for(r: &ToolRecord, profile: Profile) -> ToolRule {
                 conditions: vec![Condition {
                     path: arg.clone(),
                     op: Op::Regex,
-                    value: Some(json!(r"(^|[/\\])\.\.([/\\]|$)")),
+                    // Also percent-encoded, for servers that decode what they are given.
+                    value: Some(json!(r"(?i)(^|[/\\]|%2f|%5c)(\.|%2e){2}([/\\]|%2f|%5c|$)")),
                 }],
                 on_deny: Some(format!("{prop} must not climb out of its directory (\"..\")")),
             });

@@ -1,3 +1,6 @@
+//! Generation: the name/schema floor, argument conditions, and insta snapshots of whole policies for fixture
+//! tool lists (with explicit classifications: the classifier is not under test here).
+
 use serde_json::json;
 
 use super::*;
@@ -84,7 +87,7 @@ fn financial_tools_get_amount_caps_and_a_spend_limit() {
 }
 
 #[test]
-fn duplicate_names_take_the_more_severe_record_whatever_the_order() {
+fn duplicate_names_take_the_strictest_rule_whatever_the_order() {
     let a = record("one", Tool::named("sync"), Category::Read, Risk::Low, &[]);
     let b = record("two", Tool::named("sync"), Category::Destructive, Risk::Critical, &[]);
     let p1 = generate(&[a.clone(), b.clone()], Profile::Balanced);
@@ -174,5 +177,68 @@ fn generated_shop_policy_decides_as_its_reasons_say() {
     assert!(decide_on("export_customers", json!({"output_path": "../../etc/cron.d/x"})).is_deny());
     assert!(decide_on("export_customers", json!({"output_path": "/home/me/.ssh/authorized_keys"})).is_deny());
     assert!(decide_on("export_customers", json!({"output_path": "out/customers.csv"})).is_allow());
+    assert!(decide_on("export_customers", json!({"output_path": "out/%2E%2E/%2e%2e/etc/passwd"})).is_deny());
+    assert!(decide_on("export_customers", json!({"output_path": "out\\..\\..\\x"})).is_deny());
+    assert!(decide_on("export_customers", json!({"output_path": "out/..hidden/x"})).is_allow());
     assert!(decide_on("not_in_catalogue", json!({})).is_deny());
+}
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn arb_record() -> impl Strategy<Value = ToolRecord> {
+        let props = prop::collection::btree_map(
+            prop_oneof![
+                Just("amount"),
+                Just("b_amount"),
+                Just("path"),
+                Just("paths"),
+                Just("owner"),
+                Just("command"),
+                Just("action"),
+                Just("sql"),
+                Just("x"),
+            ],
+            prop_oneof![
+                Just(json!({"type": "string"})),
+                Just(json!({"type": "integer"})),
+                Just(json!({"type": "array", "items": {"type": "string"}})),
+                Just(json!({"type": "string", "enum": ["get", "delete"]})),
+                Just(json!({})),
+            ],
+            0..4,
+        );
+        (
+            "[a-c_]{1,6}",
+            props,
+            prop::sample::select(Category::ALL.to_vec()),
+            prop::sample::select(Risk::ALL.to_vec()),
+            "[a-z]{0,3}",
+        )
+            .prop_map(|(name, props, category, risk, server)| {
+                let tool = Tool::named(name).with_input_schema(json!({"type": "object", "properties": props}));
+                record(&server, tool, category, risk, &[("name", "x")])
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn every_generated_policy_compiles_and_never_relaxes_a_gated_name(
+            records in prop::collection::vec(arb_record(), 0..12),
+            profile in prop::sample::select(Profile::ALL.to_vec()),
+        ) {
+            let policy = generate(&records, profile);
+            let tools: Vec<Tool> = records.iter().map(|r| r.tool.clone()).collect();
+            let errors: Vec<_> = crate::policy::check(&policy, Some(&tools)).into_iter().filter(|d| d.is_error()).collect();
+            prop_assert!(errors.is_empty(), "{errors:#?}");
+            for r in &records {
+                let f = floor(&r.tool);
+                if f.category.is_some_and(|c| c.severity() >= Category::Execute.severity()) {
+                    prop_assert!(policy.tools[&r.tool.name].action.is_some(), "{} is not gated", r.tool.name);
+                }
+            }
+        }
+    }
 }

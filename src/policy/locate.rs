@@ -8,22 +8,35 @@
 
 use std::collections::HashMap;
 
+type Positions = HashMap<String, (usize, usize)>;
+/// (path, where written again, where first), 1-based lines and columns.
+pub(crate) type Duplicates = Vec<(String, (usize, usize), (usize, usize))>;
+
 /// Path → 1-based (line, column) of the key (for object members) or the value (for array elements).
 #[derive(Debug, Default)]
 pub(crate) struct Locations {
     map: HashMap<String, (usize, usize)>,
+    /// Object keys written twice: (path, where again, where first). serde keeps only the last silently.
+    pub(crate) duplicates: Duplicates,
 }
 
 impl Locations {
     pub(crate) fn of_json(text: &str) -> Locations {
-        let mut scanner = JsonScanner { chars: text.char_indices().peekable(), line: 1, col: 1, out: HashMap::new() };
+        let mut scanner = JsonScanner {
+            chars: text.char_indices().peekable(),
+            line: 1,
+            col: 1,
+            out: HashMap::new(),
+            duplicates: Vec::new(),
+        };
         scanner.skip_ws();
         scanner.value(String::new(), 0);
-        Locations { map: scanner.out }
+        Locations { map: scanner.out, duplicates: scanner.duplicates }
     }
 
     pub(crate) fn of_yaml(text: &str) -> Locations {
-        Locations { map: yaml_block_locations(text) }
+        let (map, duplicates) = yaml_block_locations(text);
+        Locations { map, duplicates }
     }
 
     /// The position of `path`, or of its nearest located ancestor.
@@ -51,6 +64,7 @@ struct JsonScanner<'a> {
     line: usize,
     col: usize,
     out: HashMap<String, (usize, usize)>,
+    duplicates: Duplicates,
 }
 
 impl JsonScanner<'_> {
@@ -112,7 +126,12 @@ impl JsonScanner<'_> {
                             let pos = (self.line, self.col);
                             let key = self.string();
                             let child = join_key(&path, &key);
-                            self.out.entry(child.clone()).or_insert(pos);
+                            match self.out.get(&child) {
+                                Some(first) => self.duplicates.push((child.clone(), pos, *first)),
+                                None => {
+                                    self.out.insert(child.clone(), pos);
+                                }
+                            }
                             self.skip_ws();
                             if self.peek() == Some(':') {
                                 self.bump();
@@ -172,7 +191,7 @@ impl JsonScanner<'_> {
 }
 
 /// Block-style YAML: `key:` lines and `- ` items, nested by indentation.
-fn yaml_block_locations(text: &str) -> HashMap<String, (usize, usize)> {
+fn yaml_block_locations(text: &str) -> (Positions, Duplicates) {
     // Each open container: (indent of its entries, path, next sequence index).
     struct Frame {
         indent: usize,
@@ -182,16 +201,28 @@ fn yaml_block_locations(text: &str) -> HashMap<String, (usize, usize)> {
         indentless: bool,
     }
     let mut out = HashMap::new();
+    let mut duplicates = Vec::new();
     let mut stack: Vec<Frame> = vec![Frame { indent: 0, path: String::new(), next_index: 0, indentless: false }];
     // The path of the last key seen, which a deeper indentation opens.
     let mut last: Option<(usize, String)> = None;
+    // Inside a block scalar (`key: |`): lines indented deeper than its key are text, not structure.
+    let mut block_scalar_of: Option<usize> = None;
     for (n, raw) in text.lines().enumerate() {
         let line_no = n + 1;
         let trimmed = raw.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("---") {
+        if trimmed.is_empty() {
             continue;
         }
         let mut indent = raw.len() - trimmed.len();
+        if let Some(key_indent) = block_scalar_of {
+            if indent > key_indent {
+                continue;
+            }
+            block_scalar_of = None;
+        }
+        if trimmed.starts_with('#') || trimmed.starts_with("---") {
+            continue;
+        }
         let mut rest = trimmed;
         // Close or open containers according to indentation.
         let is_item = rest.starts_with("- ") || rest == "-";
@@ -226,12 +257,21 @@ fn yaml_block_locations(text: &str) -> HashMap<String, (usize, usize)> {
             continue;
         }
         if let Some(key) = yaml_key(rest) {
+            let value = rest.split_once(':').map_or("", |(_, v)| v).trim();
+            if value.starts_with('|') || value.starts_with('>') {
+                block_scalar_of = Some(indent);
+            }
             let path = join_key(&stack.last().map_or(String::new(), |f| f.path.clone()), &key);
-            out.entry(path.clone()).or_insert((line_no, indent + 1));
+            match out.get(&path) {
+                Some(first) => duplicates.push((path.clone(), (line_no, indent + 1), *first)),
+                None => {
+                    out.insert(path.clone(), (line_no, indent + 1));
+                }
+            }
             last = Some((indent, path));
         }
     }
-    out
+    (out, duplicates)
 }
 
 /// The key of a `key: value` or `key:` line, unquoted.
@@ -263,6 +303,19 @@ mod tests {
         assert_eq!(loc.find("tools.a.deny_if[0].conditions[0].op"), Some((4, 42)));
         // An unknown descendant falls back to its nearest ancestor.
         assert_eq!(loc.find("tools.a.deny_if[0].conditions[0].op.zzz"), Some((4, 42)));
+    }
+
+    #[test]
+    fn keys_written_twice_are_found() {
+        let json = Locations::of_json("{\"tools\": {\"a\": {}, \"b\": {},\n \"a\": {\"action\": \"deny\"}}}");
+        assert_eq!(json.duplicates, [("tools.a".to_string(), (2, 2), (1, 12))]);
+        let yaml = Locations::of_yaml("tools:\n  a: {}\n  b:\n    action: deny\n  a:\n    action: allow\n");
+        assert_eq!(yaml.duplicates, [("tools.a".to_string(), (5, 3), (2, 3))]);
+        // Text in a block scalar is not structure.
+        let yaml =
+            Locations::of_yaml("tools:\n  a:\n    reason: |\n      Note: one\n      Note: two\n    action: deny\n");
+        assert!(yaml.duplicates.is_empty(), "{:?}", yaml.duplicates);
+        assert_eq!(yaml.find("tools.a.action"), Some((6, 5)));
     }
 
     #[test]

@@ -61,10 +61,16 @@ pub fn read_source(path: &Path) -> Result<Source, PolicyError> {
 /// Parse and compile a source; errors are located in its text.
 pub fn load(source: &Source) -> Result<CompiledPolicy, Vec<Diagnostic>> {
     let policy = source.parse().map_err(|d| vec![d])?;
-    compile(policy).map_err(|mut errors| {
-        source.locate(&mut errors);
-        errors
-    })
+    let duplicates = source.duplicate_keys(&policy);
+    match compile(policy) {
+        Ok(compiled) if duplicates.is_empty() => Ok(compiled),
+        Ok(_) => Err(duplicates),
+        Err(mut errors) => {
+            source.locate(&mut errors);
+            errors.extend(duplicates);
+            Err(errors)
+        }
+    }
 }
 
 /// Read, parse and compile a policy file: what the proxy does at start and on every reload.

@@ -123,6 +123,33 @@ impl Source {
         }
     }
 
+    /// Keys written twice in one object: serde keeps the last silently, so a pasted second entry for a tool
+    /// would quietly replace the first. An error, at the second one.
+    pub fn duplicate_keys(&self, parsed: &Policy) -> Vec<Diagnostic> {
+        let locations = match self.syntax {
+            Syntax::Json => Locations::of_json(&self.text),
+            Syntax::Yaml => Locations::of_yaml(&self.text),
+        };
+        // The YAML reader is a heuristic: only keys that really are in the parsed document count.
+        let document = serde_json::to_value(parsed).unwrap_or_default();
+        locations
+            .duplicates
+            .into_iter()
+            .filter(|(path, _, _)| value_at(&document, path).is_some())
+            .map(|(path, (line, column), (first_line, _))| {
+                let key = path.rsplit('.').next().unwrap_or(&path).to_string();
+                Diagnostic {
+                    line: Some(line),
+                    column: Some(column),
+                    ..Diagnostic::error(
+                        path,
+                        format!("{key:?} is written twice (first at line {first_line}); only one of them would count"),
+                    )
+                }
+            })
+            .collect()
+    }
+
     /// Give diagnostics that only have a path a line and column from this text.
     pub fn locate(&self, diagnostics: &mut [Diagnostic]) {
         let locations = match self.syntax {
@@ -136,6 +163,20 @@ impl Source {
             }
         }
     }
+}
+
+/// The value at a diagnostic path (`tools.a.limits[0].max`) in a JSON value.
+fn value_at<'a>(mut v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    for part in path.split('.') {
+        let (key, indexes) = part.split_once('[').map_or((part, ""), |(k, rest)| (k, rest));
+        if !key.is_empty() {
+            v = v.get(key)?;
+        }
+        for index in indexes.split('[').filter(|s| !s.is_empty()) {
+            v = v.get(index.trim_end_matches(']').parse::<usize>().ok()?)?;
+        }
+    }
+    Some(v)
 }
 
 fn parse_json(text: &str) -> Result<Policy, Diagnostic> {
@@ -191,8 +232,11 @@ fn strip_position(message: &str) -> String {
 /// own copy of the path.
 fn tidy_message(message: &str, path: &str) -> String {
     let mut m = message;
-    if !path.is_empty()
-        && let Some(rest) = m.strip_prefix(path).and_then(|r| r.strip_prefix(": "))
+    // serde_yaml_ng prefixes its own idea of the path (which may stop one segment short of ours).
+    if let Some((prefix, rest)) = m.split_once(": ")
+        && !prefix.is_empty()
+        && !prefix.contains(' ')
+        && path.starts_with(prefix)
     {
         m = rest;
     }
@@ -246,6 +290,42 @@ mod tests {
         assert_eq!(d.message, "unknown field \"actoin\"; expected one of action, limits, deny_if, reason");
         let d = Source::new(Syntax::Json, r#"{"tools":{}}"#).parse().unwrap_err();
         assert_eq!(d.message, "missing field \"version\"");
+    }
+
+    #[test]
+    fn yaml_unknown_fields_and_numeric_versions() {
+        let d = Source::new(Syntax::Yaml, "version: 1\ntools:\n  a:\n    actoin: deny\n").parse().unwrap_err();
+        assert_eq!(d.path, "tools.a.actoin");
+        assert_eq!(d.message, "unknown field \"actoin\"; expected one of action, limits, deny_if, reason");
+        assert_eq!(d.line, Some(4));
+        let p = Source::new(Syntax::Yaml, "version: 1\n").parse().unwrap();
+        assert_eq!(p.version, "1");
+    }
+
+    // What the fuzz target does, on stable and in every test run: no input makes parsing, compiling,
+    // locating or importing panic.
+    proptest::proptest! {
+        #[test]
+        fn no_text_makes_the_parsers_panic(text in "(\\PC|[{}\\[\\]:,\"\\n -]){0,200}") {
+            for syntax in [Syntax::Json, Syntax::Yaml] {
+                let source = Source::new(syntax, text.clone());
+                let _ = crate::policy::load(&source);
+                let mut d = vec![Diagnostic::error("tools.a.limits[0].max", "x")];
+                source.locate(&mut d);
+            }
+            let _ = crate::policy::import_yaml(&text);
+        }
+
+        #[test]
+        fn policy_shaped_text_round_trips(max in 1u32..1000, window in 1u64..100_000, name in "[a-z_*]{1,12}") {
+            let text = format!(
+                "{{\"version\":\"1\",\"tools\":{{\"{name}\":{{\"limits\":[{{\"counter\":\"c\",\"window\":{window},\"max\":{max}}}]}}}}}}"
+            );
+            let p = crate::policy::load(&Source::new(Syntax::Json, text)).unwrap();
+            let again = serde_json::to_string(p.document()).unwrap();
+            let q = crate::policy::load(&Source::new(Syntax::Json, again)).unwrap();
+            proptest::prop_assert_eq!(p.document(), q.document());
+        }
     }
 
     #[test]

@@ -30,7 +30,7 @@ fn committed_schema_is_up_to_date() {
     }
     assert!(
         committed_schema() == fresh,
-        "schemas/policy.schema.json is stale; regenerate it with `UPDATE_SCHEMAS=1 cargo test --lib schema` \
+        "schemas/policy.schema.json is stale; regenerate it with `UPDATE_SCHEMAS=1 cargo test --lib committed_schema` \
          (or `toolwarden policy schema > schemas/policy.schema.json`) and commit it"
     );
 }

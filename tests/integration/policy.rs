@@ -208,3 +208,40 @@ fn generate_rejects_an_unknown_profile() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("unknown profile \"lax\"; expected one of strict, balanced, permissive"));
 }
+
+#[test]
+fn the_import_example_in_the_docs_converts_without_loss() {
+    let env = Env::new();
+    let doc = std::fs::read_to_string(repo().join("doc/policy.md")).unwrap();
+    let block = doc
+        .split("```yaml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .find(|b| b.contains("rules:"))
+        .expect("doc/policy.md has an import example");
+    let src = env.write("theirs.yaml", block);
+    let out = env.run(["policy", "import", src.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "nothing should be lost");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tools"]["create_refund"]["limits"][0]["counter"], "refund_total");
+}
+
+#[test]
+fn a_tool_written_twice_is_an_error_not_a_silent_replacement() {
+    let env = Env::new();
+    let file = fixture("policy/duplicate-tool.json");
+    let out = env.run(["policy", "check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(
+            "duplicate-tool.json:6:5: tools.create_refund: \"create_refund\" is written twice (first at line 4); \
+             only one of them would count"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // The proxy's loader refuses it too.
+    let out = env.run(["policy", "explain", file.to_str().unwrap(), "--tool", "create_refund"]);
+    assert_eq!(out.status.code(), Some(2));
+}
