@@ -100,10 +100,28 @@ fn generate(servers: &[String], profile: &str, out: Option<&Path>, g: &Globals) 
     Ok(Outcome::Ok)
 }
 
+/// Generate the balanced policy for one stored server and write it to `path` (for `quickstart`).
+/// Returns how many tools it has a rule for.
+pub(super) fn write_recommended(server: &str, path: &Path, g: &Globals) -> anyhow::Result<usize> {
+    let catalogue = Catalogue::open(&g.data_dir())?;
+    let records = catalogue.tools(&[server.to_string()]).context("reading tools from the catalogue")?;
+    let generated = policy::generate(&records, Profile::Balanced);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    write_policy(&generated, Some(path))?;
+    Ok(records.len())
+}
+
 fn write_policy(p: &policy::Policy, out: Option<&Path>) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(p)? + "\n";
     match out {
-        Some(path) => std::fs::write(path, text).with_context(|| format!("writing {}", path.display())),
+        // Write beside the target and rename, so an existing policy is never left half-written.
+        Some(path) => {
+            let tmp = path.with_extension("json.tmp");
+            std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+        }
         None => output::print(text.trim_end()),
     }
 }

@@ -43,7 +43,12 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     rows.sort_by(|a, b| {
         (b.1.risk, b.1.category.severity(), &a.0.name).cmp(&(a.1.risk, a.1.category.severity(), &b.0.name))
     });
-    // (Policy generation lands with the policy issue: write `policy.json` for the demo server here.)
+    let policy_path = g.data_dir().join("policies").join(format!("{SERVER}.policy.json"));
+    let policy_written = if report.stored {
+        Some(super::policy::write_recommended(SERVER, &policy_path, g).context("writing the recommended policy")?)
+    } else {
+        None
+    };
     if g.format == Format::Json {
         let json: Vec<serde_json::Value> = rows
             .iter()
@@ -72,10 +77,13 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         "not stored: the catalogue is unavailable".to_string()
     };
     output::print(format!(
-        "{} tools from the demo server ({}, protocol {}); {stored}.\nNext: toolwarden search delete   |   toolwarden show {SERVER}",
+        "{} tools from the demo server ({}, protocol {}); {stored}.{}\nNext: toolwarden search delete   |   toolwarden show {SERVER}",
         report.tool_count,
         report.server_info.as_ref().map(|i| format!("{} {}", i.name, i.version)).unwrap_or_default(),
         report.protocol_version.as_deref().unwrap_or("?"),
+        policy_written
+            .map(|n| format!("\nRecommended policy for its {n} tools: {}", policy_path.display()))
+            .unwrap_or_default(),
     ))?;
     Ok(Outcome::Ok)
 }

@@ -5,6 +5,7 @@ mod util;
 
 mod catalogue;
 mod classify;
-mod policy;
 mod crawl;
 mod demo;
+mod policy;
+mod quickstart;
