@@ -51,7 +51,8 @@ impl Patterns {
         text: &'t str,
         mut accept: impl FnMut(&regex::Match<'t>) -> bool,
     ) -> Vec<(usize, regex::Match<'t>)> {
-        if self.regexes.is_empty() {
+        // Most texts match nothing: the plain search stops early and is cheaper than the overlapping one.
+        if self.regexes.is_empty() || !self.set.is_match(text) {
             return Vec::new();
         }
         let mut out: Vec<(usize, regex::Match<'t>)> = Vec::new();

@@ -10,7 +10,7 @@ use super::compiled::{Patterns, Ruleset};
 use super::rules::{Factor, Field};
 use super::schema::{self, SchemaFacts};
 use super::words::{first_sentence, prose_words, quote, split_name, truncate};
-use crate::model::{Category, Classification, Evidence, Finding, Risk, Tool};
+use crate::model::{Annotations, Category, Classification, Evidence, Finding, Risk, Tool};
 
 /// How much of a description is read (bytes); the rest of a 1 MB description is not looked at.
 pub(crate) const MAX_DESCRIPTION: usize = 8 * 1024;
@@ -67,15 +67,16 @@ pub(crate) fn classify(rs: &Ruleset, tool: &Tool, version: &str) -> Classificati
     name_hits(rs, &name_words, &name_objects, "name", 1.0, &mut seen.hits);
     let name_joined = name_words.join(" ");
     phrase_hits(rs, &rs.phrase_patterns.name, &name_joined, "name", Source::Name, 1.0, &mut seen.hits);
-    if let Some(title) = tool.display_title() {
-        let title_words = split_name(truncate(&title, 256));
+    let ann = tool.annotations();
+    if let Some(title) = tool.title.as_deref().or(ann.title.as_deref()) {
+        let title_words = split_name(truncate(title, 256));
         if title_words != name_words {
             let title_objects = objects_of_name(rs, &title_words);
             name_hits(rs, &title_words, &title_objects, "title", TITLE_FACTOR, &mut seen.hits);
         }
     }
     factor_hits(rs, Field::Name, &name_joined, "name", &mut seen.factors);
-    finding_hits(rs, Field::Name, &tool.name.to_ascii_lowercase(), &mut seen.findings);
+    finding_hits(rs, Field::Name, &truncate(&tool.name, 1024).to_ascii_lowercase(), &mut seen.findings);
 
     let description = tool.description.as_deref().map(|d| truncate(d, MAX_DESCRIPTION).to_ascii_lowercase());
     let mut negated = false;
@@ -104,7 +105,7 @@ pub(crate) fn classify(rs: &Ruleset, tool: &Tool, version: &str) -> Classificati
         schema_hits(rs, &facts, &name_objects, &mut seen);
     }
 
-    decide(tool, seen, negated, version)
+    decide(&ann, seen, negated, version)
 }
 
 /// The objects of a name, leaving out the words that are its verbs (`git_checkout` checks out, it is no sale).
@@ -131,8 +132,8 @@ fn objects_in(rs: &Ruleset, words: &[String]) -> Vec<(usize, String)> {
     out
 }
 
-/// The action verbs of a name: the first plain verb, or when there is none the last noun-like verb
-/// (`email_user`, `post_message`), plus verbs joined to it by `or`/`and` (`create_or_update`).
+/// The action verbs of a name: the first plain verb, or when there is none the last noun-like verb that is not
+/// an object word (`email_user`, `post_message`, `pin_message`), plus verbs joined to it by `or`/`and` (`create_or_update`).
 fn name_verbs(rs: &Ruleset, words: &[String], is_name: bool) -> Vec<(usize, usize)> {
     // A noun-like verb counts only in its base form: `email_user` emails, `console_messages` are nouns.
     let found: Vec<(usize, usize)> = words
@@ -146,7 +147,14 @@ fn name_verbs(rs: &Ruleset, words: &[String], is_name: bool) -> Vec<(usize, usiz
                 .map(|v| (v, i))
         })
         .collect();
-    let Some(&(verb, i)) = found.iter().find(|(v, _)| !rs.verbs[*v].noun).or_else(|| found.last()) else {
+    // Among noun-like verbs, one that is not also an object is the action: `pin_message` pins,
+    // `payment_status` reads a status.
+    let Some(&(verb, i)) = found
+        .iter()
+        .find(|(v, _)| !rs.verbs[*v].noun)
+        .or_else(|| found.iter().rev().find(|(_, i)| rs.object(&words[*i]).is_none()))
+        .or_else(|| found.last())
+    else {
         return Vec::new();
     };
     let mut out = vec![(verb, i)];
@@ -469,9 +477,8 @@ fn schema_hits(rs: &Ruleset, facts: &SchemaFacts, name_objects: &[(usize, String
     }
 }
 
-fn decide(tool: &Tool, seen: Seen, negated: bool, version: &str) -> Classification {
+fn decide(ann: &Annotations, seen: Seen, negated: bool, version: &str) -> Classification {
     let Seen { mut hits, factors, mut findings } = seen;
-    let ann = tool.annotations();
 
     // A statement that the tool changes nothing outweighs what its description's verbs and its schema
     // suggest, and what a query-running name suggests ("execute_query: runs a read-only query"), but not a

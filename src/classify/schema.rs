@@ -41,6 +41,22 @@ pub(crate) struct SchemaFacts {
     pub(crate) properties: Vec<Property>,
 }
 
+/// The schema keywords the walk descends through.
+const KEYWORDS: &[&str] = &[
+    "$ref",
+    "properties",
+    "items",
+    "additionalProperties",
+    "not",
+    "if",
+    "then",
+    "else",
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "prefixItems",
+];
+
 struct Walk<'a> {
     root: &'a Value,
     nodes: usize,
@@ -65,35 +81,47 @@ impl<'a> Walk<'a> {
         }
         self.nodes += 1;
         let Value::Object(map) = node else { return };
-        if let Some(Value::String(reference)) = map.get("$ref")
-            && hops < MAX_REF_HOPS
-            && let Some(target) = self.resolve(reference)
-        {
-            self.node(target, path, depth + 1, hops + 1);
-        }
-        if let Some(Value::Object(props)) = map.get("properties") {
-            for (name, sub) in props {
-                if self.full() {
-                    return;
+        // One pass over a small object's keys is cheaper than a dozen lookups; a huge object (hostile or a
+        // schema with thousands of unrelated keys) is probed by key instead, so a visit never costs O(keys).
+        if map.len() <= 32 {
+            for (key, value) in map {
+                self.keyword(key, value, path, depth, hops);
+            }
+        } else {
+            for key in KEYWORDS {
+                if let Some(value) = map.get(*key) {
+                    self.keyword(key, value, path, depth, hops);
                 }
-                let sub_path = format!("{}.properties.{}", path, truncate(name, 64));
-                self.property(name, sub, &sub_path, hops);
-                self.node(sub, &sub_path, depth + 1, hops);
             }
         }
-        for key in ["items", "additionalProperties", "not", "if", "then", "else"] {
-            if let Some(sub) = map.get(key)
-                && sub.is_object()
-            {
-                self.node(sub, path, depth + 1, hops);
+    }
+
+    fn keyword(&mut self, key: &str, value: &'a Value, path: &str, depth: usize, hops: usize) {
+        match (key, value) {
+            ("$ref", Value::String(reference)) if hops < MAX_REF_HOPS => {
+                if let Some(target) = self.resolve(reference) {
+                    self.node(target, path, depth + 1, hops + 1);
+                }
             }
-        }
-        for key in ["allOf", "anyOf", "oneOf", "prefixItems", "items"] {
-            if let Some(Value::Array(subs)) = map.get(key) {
+            ("properties", Value::Object(props)) => {
+                for (name, sub) in props {
+                    if self.full() {
+                        return;
+                    }
+                    let sub_path = format!("{}.properties.{}", path, truncate(name, 64));
+                    self.property(name, sub, &sub_path, hops);
+                    self.node(sub, &sub_path, depth + 1, hops);
+                }
+            }
+            ("items" | "additionalProperties" | "not" | "if" | "then" | "else", Value::Object(_)) => {
+                self.node(value, path, depth + 1, hops);
+            }
+            ("allOf" | "anyOf" | "oneOf" | "prefixItems" | "items", Value::Array(subs)) => {
                 for sub in subs {
                     self.node(sub, path, depth + 1, hops);
                 }
             }
+            _ => {}
         }
     }
 

@@ -29,20 +29,23 @@ pub(crate) fn split_name(name: &str) -> Vec<String> {
 
 /// `getHTTPResponse2` → `get`, `http`, `response2`.
 fn split_camel(part: &str, out: &mut Vec<String>) {
-    let chars: Vec<char> = part.chars().collect();
     let mut start = 0;
-    for i in 1..chars.len() {
-        let (prev, cur) = (chars[i - 1], chars[i]);
-        let next_lower = chars.get(i + 1).is_some_and(|c| c.is_lowercase());
-        let boundary = (prev.is_lowercase() && cur.is_uppercase())
-            || (prev.is_uppercase() && cur.is_uppercase() && next_lower)
-            || (prev.is_ascii_digit() && cur.is_alphabetic() && cur.is_uppercase());
-        if boundary {
-            out.push(chars[start..i].iter().collect::<String>().to_lowercase());
-            start = i;
+    let mut chars = part.char_indices().peekable();
+    let mut prev: Option<char> = None;
+    while let Some((i, cur)) = chars.next() {
+        if let Some(p) = prev {
+            let next_lower = chars.peek().is_some_and(|(_, c)| c.is_lowercase());
+            let boundary = (p.is_lowercase() && cur.is_uppercase())
+                || (p.is_uppercase() && cur.is_uppercase() && next_lower)
+                || (p.is_ascii_digit() && cur.is_uppercase());
+            if boundary {
+                out.push(part[start..i].to_lowercase());
+                start = i;
+            }
         }
+        prev = Some(cur);
     }
-    out.push(chars[start..].iter().collect::<String>().to_lowercase());
+    out.push(part[start..].to_lowercase());
 }
 
 /// The forms a word may have come from, most likely first: `deletes` → `deletes`, `delete`; `running` → `run`.
