@@ -6,8 +6,8 @@
 //! author's claim, not evidence of behaviour: they decide only when the text says nothing, and a claim that
 //! contradicts the text becomes a finding.
 
-use super::compiled::{Patterns, Ruleset};
-use super::rules::{Factor, Field};
+use super::compiled::{Kind, Patterns, Ruleset};
+use super::rules::Factor;
 use super::schema::{self, SchemaFacts};
 use super::words::{first_sentence, prose_words, quote, split_name, truncate};
 use crate::model::{Annotations, Category, Classification, Evidence, Finding, Risk, Tool};
@@ -53,20 +53,25 @@ struct Hit {
 }
 
 /// Everything the rules saw in one tool, before deciding.
+#[derive(Default)]
 struct Seen {
     hits: Vec<Hit>,
+    /// Property-name hits, kept apart until we know which partners (`with`) matched.
+    property_hits: Vec<(usize, Hit)>,
     factors: Vec<(Factor, Evidence)>,
     findings: Vec<Finding>,
+    /// A negation ("read-only", "does not modify") was found in the description.
+    negated: bool,
 }
 
 pub(crate) fn classify(rs: &Ruleset, tool: &Tool, version: &str) -> Classification {
-    let mut seen = Seen { hits: Vec::new(), factors: Vec::new(), findings: Vec::new() };
+    let mut seen = Seen::default();
 
     let name_words = split_name(&tool.name);
     let name_objects = objects_of_name(rs, &name_words);
     name_hits(rs, &name_words, &name_objects, "name", 1.0, &mut seen.hits);
     let name_joined = name_words.join(" ");
-    phrase_hits(rs, &rs.phrase_patterns.name, &name_joined, "name", Source::Name, 1.0, &mut seen.hits);
+    scan(rs, &rs.scan.name, &name_joined, "name", Source::Name, 1.0, &mut seen);
     let ann = tool.annotations();
     if let Some(title) = tool.title.as_deref().or(ann.title.as_deref()) {
         let title_words = split_name(truncate(title, 256));
@@ -75,29 +80,12 @@ pub(crate) fn classify(rs: &Ruleset, tool: &Tool, version: &str) -> Classificati
             name_hits(rs, &title_words, &title_objects, "title", TITLE_FACTOR, &mut seen.hits);
         }
     }
-    factor_hits(rs, Field::Name, &name_joined, "name", &mut seen.factors);
-    finding_hits(rs, Field::Name, &truncate(&tool.name, 1024).to_ascii_lowercase(), &mut seen.findings);
+    scan(rs, &rs.scan.raw_name, &truncate(&tool.name, 1024).to_ascii_lowercase(), "name", Source::Name, 1.0, &mut seen);
 
     let description = tool.description.as_deref().map(|d| truncate(d, MAX_DESCRIPTION).to_ascii_lowercase());
-    let mut negated = false;
     if let Some(desc) = description.as_deref() {
         lead_hits(rs, desc, &name_objects, &mut seen.hits);
-        phrase_hits(rs, &rs.phrase_patterns.description, desc, "description", Source::Description, 1.0, &mut seen.hits);
-        for (rule, m) in rs.negation_patterns.find(desc, |m| !negated_before(desc, m.start())) {
-            negated = true;
-            seen.hits.push(Hit {
-                rule: rs.negations[rule].clone(),
-                category: Category::Read,
-                strength: 0.75,
-                field: "description".into(),
-                text: quote(m.as_str(), MAX_QUOTE),
-                source: Source::Negation,
-                needs_action: false,
-                restricts: false,
-            });
-        }
-        factor_hits(rs, Field::Description, desc, "description", &mut seen.factors);
-        finding_hits(rs, Field::Description, desc, &mut seen.findings);
+        scan(rs, &rs.scan.description, desc, "description", Source::Description, 1.0, &mut seen);
     }
 
     if let Some(schema) = tool.input_schema.as_ref().filter(|s| s.is_object()) {
@@ -105,7 +93,7 @@ pub(crate) fn classify(rs: &Ruleset, tool: &Tool, version: &str) -> Classificati
         schema_hits(rs, &facts, &name_objects, &mut seen);
     }
 
-    decide(&ann, seen, negated, version)
+    decide(&ann, seen, version)
 }
 
 /// The objects of a name, leaving out the words that are its verbs (`git_checkout` checks out, it is no sale).
@@ -342,58 +330,61 @@ fn negated_before(text: &str, at: usize) -> bool {
     })
 }
 
+/// Scan one text with one combined pattern set and file every match where it belongs.
 #[allow(clippy::too_many_arguments)]
-fn phrase_hits(
-    rs: &Ruleset,
-    patterns: &Patterns,
-    text: &str,
-    field: &str,
-    source: Source,
-    factor: f32,
-    hits: &mut Vec<Hit>,
-) {
-    for (rule, m) in patterns.find(text, |m| !negated_before(text, m.start())) {
-        let p = &rs.phrases[rule];
-        hits.push(Hit {
-            rule: p.id.clone(),
-            category: p.category,
-            strength: p.strength * factor,
+fn scan(rs: &Ruleset, patterns: &Patterns, text: &str, field: &str, source: Source, factor: f32, seen: &mut Seen) {
+    let accept = |kind: Kind, m: &regex::Match<'_>| match kind {
+        Kind::Finding | Kind::Property => true,
+        _ => !negated_before(text, m.start()),
+    };
+    for (kind, rule, m) in patterns.find(text, accept) {
+        let hit = |rule: &str, category: Category, strength: f32, source: Source| Hit {
+            rule: rule.to_string(),
+            category,
+            strength,
             field: field.to_string(),
             text: quote(m.as_str(), MAX_QUOTE),
             source,
             needs_action: false,
-            restricts: p.restricts,
-        });
-    }
-}
-
-fn factor_hits(rs: &Ruleset, field: Field, text: &str, label: &str, out: &mut Vec<(Factor, Evidence)>) {
-    for (rule, m) in rs.factor_patterns.get(field).find(text, |m| !negated_before(text, m.start())) {
-        let f = &rs.factors[rule];
-        out.push((
-            f.factor,
-            Evidence { rule: f.id.clone(), field: label.to_string(), text: quote(m.as_str(), MAX_QUOTE) },
-        ));
-    }
-}
-
-fn finding_hits(rs: &Ruleset, field: Field, text: &str, out: &mut Vec<Finding>) {
-    let patterns = rs.finding_patterns.get(field);
-    if !patterns.any(text) {
-        return;
-    }
-    for (rule, m) in patterns.find(text, |_| true) {
-        let f = &rs.findings[rule];
-        if out.iter().any(|x| x.id == f.id) {
-            continue;
+            restricts: false,
+        };
+        match kind {
+            Kind::Phrase => {
+                let p = &rs.phrases[rule];
+                seen.hits.push(Hit { restricts: p.restricts, ..hit(&p.id, p.category, p.strength * factor, source) });
+            }
+            Kind::Negation => {
+                seen.negated = true;
+                seen.hits.push(hit(&rs.negations[rule], Category::Read, 0.75, Source::Negation));
+            }
+            Kind::Property => {
+                let p = &rs.properties[rule];
+                let h = Hit { needs_action: p.needs_action, ..hit(&p.id, p.category, p.strength, Source::Schema) };
+                seen.property_hits.push((rule, h));
+            }
+            Kind::Factor => {
+                let f = &rs.factors[rule];
+                let evidence =
+                    Evidence { rule: f.id.clone(), field: field.to_string(), text: quote(m.as_str(), MAX_QUOTE) };
+                seen.factors.push((f.factor, evidence));
+            }
+            Kind::Finding => {
+                let f = &rs.findings[rule];
+                if seen.findings.iter().any(|x| x.id == f.id) {
+                    continue;
+                }
+                let quoted: String = m
+                    .as_str()
+                    .chars()
+                    .map(|c| if c.is_control() || is_invisible(c) { '\u{FFFD}' } else { c })
+                    .collect();
+                seen.findings.push(Finding {
+                    id: f.id.clone(),
+                    severity: f.severity,
+                    text: format!("{}: \"{}\"", f.text, quote(&quoted, 60)),
+                });
+            }
         }
-        let quoted: String =
-            m.as_str().chars().map(|c| if c.is_control() || is_invisible(c) { '\u{FFFD}' } else { c }).collect();
-        out.push(Finding {
-            id: f.id.clone(),
-            severity: f.severity,
-            text: format!("{}: \"{}\"", f.text, quote(&quoted, 60)),
-        });
     }
 }
 
@@ -405,24 +396,8 @@ fn is_invisible(c: char) -> bool {
 }
 
 fn schema_hits(rs: &Ruleset, facts: &SchemaFacts, name_objects: &[(usize, String)], seen: &mut Seen) {
-    let mut property_hits: Vec<(usize, Hit)> = Vec::new();
     for prop in &facts.properties {
-        for (rule, m) in rs.property_patterns.find(&prop.words, |_| true) {
-            let p = &rs.properties[rule];
-            property_hits.push((
-                rule,
-                Hit {
-                    rule: p.id.clone(),
-                    category: p.category,
-                    strength: p.strength,
-                    field: prop.path.clone(),
-                    text: quote(m.as_str(), MAX_QUOTE),
-                    source: Source::Schema,
-                    needs_action: p.needs_action,
-                    restricts: false,
-                },
-            ));
-        }
+        scan(rs, &rs.scan.property, &prop.words, &prop.path, Source::Schema, 1.0, seen);
         let last = prop.words.rsplit(' ').next().unwrap_or_default();
         let action_like = rs.action_properties.contains(&prop.words) || rs.action_properties.contains(last);
         if action_like {
@@ -453,17 +428,23 @@ fn schema_hits(rs: &Ruleset, facts: &SchemaFacts, name_objects: &[(usize, String
         }
         if let Some(desc) = &prop.description {
             let field = format!("{}.description", prop.path);
-            phrase_hits(rs, &rs.phrase_patterns.schema, desc, &field, Source::Schema, 0.8, &mut seen.hits);
-            factor_hits(rs, Field::Schema, desc, &field, &mut seen.factors);
-            finding_hits(rs, Field::Schema, desc, &mut seen.findings);
+            scan(rs, &rs.scan.schema_text, desc, &field, Source::Schema, 0.8, seen);
         }
-        factor_hits(rs, Field::Schema, &prop.words, &prop.path, &mut seen.factors);
         if !prop.enum_values.is_empty() {
             let values: Vec<String> = prop.enum_values.iter().take(8).map(|v| v.to_ascii_lowercase()).collect();
-            factor_hits(rs, Field::Schema, &values.join(" | "), &format!("{}.enum", prop.path), &mut seen.factors);
+            scan(
+                rs,
+                &rs.scan.enum_values,
+                &values.join(" | "),
+                &format!("{}.enum", prop.path),
+                Source::Schema,
+                1.0,
+                seen,
+            );
         }
     }
     // A property that needs a partner (amount needs currency) counts half without it.
+    let property_hits = std::mem::take(&mut seen.property_hits);
     let matched: Vec<usize> = property_hits.iter().map(|(r, _)| *r).collect();
     for (rule, mut hit) in property_hits {
         if let Some(with) = rs.properties[rule].with
@@ -477,8 +458,8 @@ fn schema_hits(rs: &Ruleset, facts: &SchemaFacts, name_objects: &[(usize, String
     }
 }
 
-fn decide(ann: &Annotations, seen: Seen, negated: bool, version: &str) -> Classification {
-    let Seen { mut hits, factors, mut findings } = seen;
+fn decide(ann: &Annotations, seen: Seen, version: &str) -> Classification {
+    let Seen { mut hits, factors, mut findings, negated, .. } = seen;
 
     // A statement that the tool changes nothing outweighs what its description's verbs and its schema
     // suggest, and what a query-running name suggests ("execute_query: runs a read-only query"), but not a
