@@ -133,16 +133,38 @@ impl<'a> Walk<'a> {
         let mut hops = hops;
         loop {
             self.nodes += 1;
-            gather_enum(current, &mut enum_values);
-            if description.is_none() {
-                description = current
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .map(|d| truncate(d, MAX_PROPERTY_DESCRIPTION).to_ascii_lowercase());
+            let Value::Object(map) = current else { break };
+            let mut next = None;
+            // One pass over the keywords that matter here (a property schema is small; a huge one is cut).
+            for (key, value) in map.iter().take(64) {
+                match (key.as_str(), value) {
+                    ("enum", Value::Array(values)) => push_strings(values, &mut enum_values),
+                    ("const", value) => push_strings(std::slice::from_ref(value), &mut enum_values),
+                    ("anyOf" | "oneOf", Value::Array(branches)) => {
+                        for b in branches.iter().take(MAX_ENUM) {
+                            if let Some(Value::Array(values)) = b.get("enum") {
+                                push_strings(values, &mut enum_values);
+                            }
+                            if let Some(c) = b.get("const") {
+                                push_strings(std::slice::from_ref(c), &mut enum_values);
+                            }
+                        }
+                    }
+                    ("items", items) => {
+                        if let Some(Value::Array(values)) = items.get("enum") {
+                            push_strings(values, &mut enum_values);
+                        }
+                    }
+                    ("description", Value::String(d)) if description.is_none() => {
+                        description = Some(truncate(d, MAX_PROPERTY_DESCRIPTION).to_ascii_lowercase());
+                    }
+                    ("$ref", Value::String(r)) => next = self.resolve(r),
+                    _ => {}
+                }
             }
-            match current.get("$ref").and_then(Value::as_str).and_then(|r| self.resolve(r)) {
-                Some(next) if hops < MAX_REF_HOPS && !self.full() => {
-                    current = next;
+            match next {
+                Some(target) if hops < MAX_REF_HOPS && !self.full() => {
+                    current = target;
                     hops += 1;
                 }
                 _ => break,
@@ -166,36 +188,14 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// Enum and const strings of a schema node, including those of `anyOf`/`oneOf` branches and array items.
-fn gather_enum(node: &Value, out: &mut Vec<String>) {
-    let mut push = |v: &Value| {
-        if let Some(s) = v.as_str()
-            && out.len() < MAX_ENUM
-        {
+/// Keep the strings of `values`, up to [`MAX_ENUM`] in all, each cut to 64 bytes.
+fn push_strings(values: &[Value], out: &mut Vec<String>) {
+    for v in values {
+        if out.len() >= MAX_ENUM {
+            return;
+        }
+        if let Some(s) = v.as_str() {
             out.push(truncate(s, 64).to_string());
         }
-    };
-    if let Some(Value::Array(values)) = node.get("enum") {
-        values.iter().for_each(&mut push);
-    }
-    if let Some(c) = node.get("const") {
-        push(c);
-    }
-    for key in ["anyOf", "oneOf"] {
-        if let Some(Value::Array(branches)) = node.get(key) {
-            for b in branches.iter().take(MAX_ENUM) {
-                if let Some(Value::Array(values)) = b.get("enum") {
-                    values.iter().for_each(&mut push);
-                }
-                if let Some(c) = b.get("const") {
-                    push(c);
-                }
-            }
-        }
-    }
-    if let Some(items) = node.get("items")
-        && let Some(Value::Array(values)) = items.get("enum")
-    {
-        values.iter().for_each(&mut push);
     }
 }
