@@ -1,6 +1,9 @@
 //! Hand-labelled tools of many kinds, written for this project (not taken from any scoring set): payments,
 //! source hosting, trackers, clouds, databases, shells, browsers, messaging, marketing, spreadsheets, files.
 //! Each row is (name, description, input schema properties as JSON, expected category, the reason in a word).
+//! The second and third batches were written and labelled before any rule was tuned on them; most of their
+//! misses led to general rules (negated previews, posting to channels, issued gift cards), a few are left as
+//! honest misses.
 //! The classifier must get nearly all of them, and every money-moving tool must come out critical.
 
 use serde_json::{Value, json};
@@ -239,6 +242,57 @@ const CASES: &[(&str, &str, &str, &str, &str)] = &[
     ("forget", "Forget a stored memory.", r#"{"id":{"type":"string"}}"#, "destructive", "forget"),
     ("book_flight", "Book a flight and charge the traveller's card.", r#"{"flight_id":{"type":"string"}}"#, "financial", "charge"),
     ("reserve_table", "Reserve a table at a restaurant.", r#"{"restaurant":{"type":"string"},"time":{"type":"string"}}"#, "write", "reserve"),
+    // --- a third batch, also written before the rules that handle them ------------------------------
+    ("get_file_history", "Get the commit history of a file.", r#"{"path":{"type":"string"}}"#, "read", "get"),
+    ("list_deleted_items", "List items in the recycle bin.", r#"{}"#, "read", "list"),
+    ("search_transactions", "Search transactions by date range and amount.", r#"{"from":{"type":"string"},"to":{"type":"string"},"amount":{"type":"string"},"currency":{"type":"string"}}"#, "read", "search"),
+    ("get_invoice_pdf", "Download an invoice as PDF.", r#"{"invoice_id":{"type":"string"}}"#, "read", "download"),
+    ("preview_refund", "Preview the amount that would be refunded, without refunding.", r#"{"order_id":{"type":"string"}}"#, "read", "preview"),
+    ("check_payment_status", "Check the status of a payment.", r#"{"payment_id":{"type":"string"}}"#, "read", "check"),
+    ("estimate_cost", "Estimate the monthly cost of a cluster.", r#"{"nodes":{"type":"string"}}"#, "read", "estimate"),
+    ("explain_query", "Show the query plan for a SQL statement without executing it.", r#"{"sql":{"type":"string"}}"#, "read", "explain"),
+    ("validate_config", "Validate a configuration file.", r#"{"path":{"type":"string"}}"#, "read", "validate"),
+    ("dry_run_delete", "Show what would be deleted, without deleting anything.", r#"{"path":{"type":"string"}}"#, "read", "preview"),
+    ("get_kill_switch_status", "Get the status of the kill switch.", r#"{}"#, "read", "get"),
+    ("list_drop_targets", "List available drop targets.", r#"{}"#, "read", "list"),
+    ("describe_stack", "Describe a CloudFormation stack.", r#"{"stack":{"type":"string"}}"#, "read", "describe"),
+    ("diff_branches", "Show the diff between two branches.", r#"{"base":{"type":"string"},"head":{"type":"string"}}"#, "read", "diff"),
+    ("whois", "Look up domain registration info.", r#"{"domain":{"type":"string"}}"#, "read", "lookup"),
+    ("dns_lookup", "Resolve a hostname.", r#"{"host":{"type":"string"}}"#, "read", "resolve"),
+    ("get_stock_price", "Get the latest price for a ticker.", r#"{"symbol":{"type":"string"}}"#, "read", "get"),
+    ("list_subscriptions", "List active subscriptions for a customer.", r#"{"customer":{"type":"string"}}"#, "read", "list"),
+    ("count_tokens", "Count tokens in a text.", r#"{"text":{"type":"string"}}"#, "read", "count"),
+    ("summarize_thread", "Summarize a Slack thread.", r#"{"channel":{"type":"string"},"ts":{"type":"string"}}"#, "read", "summarize"),
+    ("create_chart", "Create a chart image from data.", r#"{"data":{"type":"string"}}"#, "write", "create"),
+    ("upload_attachment", "Upload an attachment to an issue.", r#"{"issue":{"type":"string"},"file":{"type":"string"}}"#, "write", "upload"),
+    ("star_repository", "Star a repository.", r#"{"repo":{"type":"string"}}"#, "write", "star"),
+    ("set_reminder", "Set a reminder for yourself.", r#"{"text":{"type":"string"},"time":{"type":"string"}}"#, "write", "set"),
+    ("tag_resource", "Add tags to a cloud resource.", r#"{"arn":{"type":"string"},"tags":{"type":"string"}}"#, "write", "tag"),
+    ("rename_channel", "Rename a channel.", r#"{"channel":{"type":"string"},"name":{"type":"string"}}"#, "write", "rename"),
+    ("update_dns_record", "Update a DNS record.", r#"{"zone":{"type":"string"},"record":{"type":"string"}}"#, "write", "update"),
+    ("delete_dns_record", "Delete a DNS record.", r#"{"zone":{"type":"string"},"record":{"type":"string"}}"#, "destructive", "delete"),
+    ("truncate_table", "Remove all rows from a table.", r#"{"table":{"type":"string"}}"#, "destructive", "truncate"),
+    ("wipe_device", "Erase all data on a managed device.", r#"{"device_id":{"type":"string"}}"#, "destructive", "wipe"),
+    ("revoke_session", "Sign a user out of all sessions.", r#"{"user":{"type":"string"}}"#, "destructive", "revoke"),
+    ("deactivate_user", "Deactivate a user account; it can be reactivated later.", r#"{"user":{"type":"string"}}"#, "write", "reversible"),
+    ("send_invoice", "Email an invoice to the customer for payment.", r#"{"invoice_id":{"type":"string"}}"#, "financial", "invoice"),
+    ("create_payment_link", "Create a shareable link to accept payments.", r#"{"price":{"type":"string"}}"#, "financial", "payment"),
+    ("issue_gift_card", "Issue a gift card with a balance.", r#"{"amount":{"type":"string"},"currency":{"type":"string"}}"#, "financial", "balance"),
+    ("payout_seller", "Pay out a seller's balance to their bank.", r#"{"seller_id":{"type":"string"}}"#, "financial", "payout"),
+    ("update_price", "Change the price of a plan.", r#"{"plan_id":{"type":"string"},"unit_amount":{"type":"string"}}"#, "financial", "price"),
+    ("approve_expense", "Approve an expense report for reimbursement.", r#"{"expense_id":{"type":"string"}}"#, "financial", "reimburse"),
+    ("eval_python", "Evaluate Python code and return the result.", r#"{"code":{"type":"string"}}"#, "execute", "code"),
+    ("run_notebook_cell", "Run a Jupyter notebook cell.", r#"{"cell_id":{"type":"string"}}"#, "execute", "code"),
+    ("trigger_webhook", "Send a test event to a webhook.", r#"{"webhook_id":{"type":"string"}}"#, "execute", "trigger"),
+    ("reply_to_email", "Reply to an email thread.", r#"{"thread_id":{"type":"string"},"body":{"type":"string"}}"#, "execute", "message"),
+    ("notify_user", "Send a push notification to a user.", r#"{"user":{"type":"string"},"message":{"type":"string"}}"#, "execute", "notify"),
+    ("post_to_channel", "Post text to a channel.", r#"{"channel":{"type":"string"},"text":{"type":"string"}}"#, "execute", "message"),
+    ("invoke_agent", "Invoke another AI agent with a task.", r#"{"task":{"type":"string"}}"#, "execute", "invoke"),
+    ("start_build", "Start a CodeBuild build.", r#"{"project":{"type":"string"}}"#, "execute", "build"),
+    ("restart_service", "Restart a systemd service.", r#"{"name":{"type":"string"}}"#, "execute", "restart"),
+    ("press_button", "Press a button on the page by its label.", r#"{"label":{"type":"string"}}"#, "execute", "ui"),
+    ("manage_users", "Manage users.", r#"{"action":{"enum":["list","invite","remove"]}}"#, "destructive", "enum"),
+    ("repo_admin", "Repository administration.", r#"{"operation":{"type":"string","enum":["get","archive","transfer","delete"]}}"#, "destructive", "enum"),
 ];
 
 fn tool(name: &str, description: &str, props: &str) -> Tool {
