@@ -407,7 +407,10 @@ fn schema_hits(rs: &Ruleset, facts: &SchemaFacts, name_objects: &[(usize, String
                 let mut objects = name_objects.to_vec();
                 objects.extend(objects_in(rs, &words));
                 for (verb, at) in name_verbs(rs, &words, false) {
+                    let first = seen.hits.len();
                     verb_hit(rs, verb, &words[at], &objects, &field, Source::SchemaEnum, 1.0, &mut seen.hits);
+                    // Quote the whole value (`purge_all`), which is what the schema says.
+                    seen.hits[first].text = quote(value, MAX_QUOTE);
                 }
             }
             if prop.enum_values.is_empty()
