@@ -373,11 +373,10 @@ fn scan(rs: &Ruleset, patterns: &Patterns, text: &str, field: &str, source: Sour
                 if seen.findings.iter().any(|x| x.id == f.id) {
                     continue;
                 }
-                let quoted: String = m
-                    .as_str()
-                    .chars()
-                    .map(|c| if c.is_control() || is_invisible(c) { '\u{FFFD}' } else { c })
-                    .collect();
+                // Show what was found without letting it act: anything but letters, digits, punctuation and
+                // spaces (zero-width, bidi and control characters) becomes U+FFFD.
+                let visible = |c: char| c.is_alphanumeric() || c.is_ascii_punctuation() || c == ' ';
+                let quoted: String = m.as_str().chars().map(|c| if visible(c) { c } else { '\u{FFFD}' }).collect();
                 seen.findings.push(Finding {
                     id: f.id.clone(),
                     severity: f.severity,
@@ -386,13 +385,6 @@ fn scan(rs: &Ruleset, patterns: &Patterns, text: &str, field: &str, source: Sour
             }
         }
     }
-}
-
-/// Characters that render as nothing or reorder text; quoted evidence shows them as U+FFFD.
-fn is_invisible(c: char) -> bool {
-    matches!(c,
-        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}'
-        | '\u{FEFF}' | '\u{E0000}'..='\u{E007F}' | '\u{00AD}' | '\u{180E}')
 }
 
 fn schema_hits(rs: &Ruleset, facts: &SchemaFacts, name_objects: &[(usize, String)], seen: &mut Seen) {
