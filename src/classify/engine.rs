@@ -121,7 +121,8 @@ fn objects_in(rs: &Ruleset, words: &[String]) -> Vec<(usize, String)> {
 }
 
 /// The action verbs of a name: the first plain verb, or when there is none the last noun-like verb that is not
-/// an object word (`email_user`, `post_message`, `pin_message`), plus verbs joined to it by `or`/`and` (`create_or_update`).
+/// an object word (`email_user`, `post_message`, `pin_message`), plus verbs joined to it by `or`/`and`
+/// (`create_or_update`).
 fn name_verbs(rs: &Ruleset, words: &[String], is_name: bool) -> Vec<(usize, usize)> {
     // A noun-like verb counts only in its base form: `email_user` emails, `console_messages` are nouns.
     let found: Vec<(usize, usize)> = words
@@ -210,7 +211,7 @@ fn verb_hit(
         hits.push(Hit {
             rule: o.id.clone(),
             category: o.category,
-            strength: o.strength.min(strength.max(o.strength * factor)),
+            strength: o.strength * factor,
             field: field.to_string(),
             text: quote(&format!("{word} … {object_word}"), MAX_QUOTE),
             source,
@@ -221,44 +222,11 @@ fn verb_hit(
 }
 
 /// Filler words that may precede the lead verb of a description ("This tool lets you delete ...").
+#[rustfmt::skip]
 const FILLER: &[&str] = &[
-    "this",
-    "tool",
-    "tools",
-    "to",
-    "that",
-    "will",
-    "can",
-    "be",
-    "used",
-    "use",
-    "you",
-    "allows",
-    "lets",
-    "let",
-    "helps",
-    "help",
-    "the",
-    "a",
-    "an",
-    "it",
-    "is",
-    "which",
-    "for",
-    "please",
-    "simply",
-    "perform",
-    "performs",
-    "quickly",
-    "safely",
-    "easily",
-    "directly",
-    "mcp",
-    "api",
-    "endpoint",
-    "function",
-    "method",
-    "operation",
+    "this", "tool", "tools", "to", "that", "will", "can", "be", "used", "use", "you", "allows", "lets", "let",
+    "helps", "help", "the", "a", "an", "it", "is", "which", "for", "please", "simply", "perform", "performs",
+    "quickly", "safely", "easily", "directly", "mcp", "api", "endpoint", "function", "method", "operation",
 ];
 
 /// The lead verbs of the first sentence, and the objects near them.
