@@ -417,7 +417,7 @@ fn nonempty(id: &str, fields: &[Field], patterns: &[String]) -> Result<(), Strin
 
 /// `shell_command`, `shellCommand` → `shell command`.
 pub(crate) fn normalize_words(name: &str) -> String {
-    super::words::split_name(name).join(" ")
+    super::words::joined_words(name)
 }
 
 fn first_line(message: &str) -> String {

@@ -38,9 +38,10 @@ enum Source {
     Annotation,
 }
 
+/// A hit borrows its rule id from the ruleset: most hits never become evidence, so they should not allocate it.
 #[derive(Debug, Clone)]
-struct Hit {
-    rule: String,
+struct Hit<'r> {
+    rule: &'r str,
     category: Category,
     strength: f32,
     field: String,
@@ -54,10 +55,10 @@ struct Hit {
 
 /// Everything the rules saw in one tool, before deciding.
 #[derive(Default)]
-struct Seen {
-    hits: Vec<Hit>,
+struct Seen<'r> {
+    hits: Vec<Hit<'r>>,
     /// Property-name hits, kept apart until we know which partners (`with`) matched.
-    property_hits: Vec<(usize, Hit)>,
+    property_hits: Vec<(usize, Hit<'r>)>,
     factors: Vec<(Factor, Evidence)>,
     findings: Vec<Finding>,
     /// A negation ("read-only", "does not modify") was found in the description.
@@ -158,13 +159,13 @@ fn name_verbs(rs: &Ruleset, words: &[String], is_name: bool) -> Vec<(usize, usiz
     out
 }
 
-fn name_hits(
-    rs: &Ruleset,
+fn name_hits<'r>(
+    rs: &'r Ruleset,
     words: &[String],
     objects: &[(usize, String)],
     field: &str,
     factor: f32,
-    hits: &mut Vec<Hit>,
+    hits: &mut Vec<Hit<'r>>,
 ) {
     for (verb, at) in name_verbs(rs, words, true) {
         verb_hit(rs, verb, &words[at], objects, field, Source::Name, factor, hits);
@@ -173,20 +174,20 @@ fn name_hits(
 
 /// A verb hit, escalated by the most severe object it applies to.
 #[allow(clippy::too_many_arguments)]
-fn verb_hit(
-    rs: &Ruleset,
+fn verb_hit<'r>(
+    rs: &'r Ruleset,
     verb: usize,
     word: &str,
     objects: &[(usize, String)],
     field: &str,
     source: Source,
     factor: f32,
-    hits: &mut Vec<Hit>,
+    hits: &mut Vec<Hit<'r>>,
 ) {
     let v = &rs.verbs[verb];
     let strength = v.strength * factor;
     hits.push(Hit {
-        rule: v.id.clone(),
+        rule: &v.id,
         category: v.category,
         strength,
         field: field.to_string(),
@@ -209,7 +210,7 @@ fn verb_hit(
     if let Some((o, object_word)) = best {
         let o = &rs.objects[*o];
         hits.push(Hit {
-            rule: o.id.clone(),
+            rule: &o.id,
             category: o.category,
             strength: o.strength * factor,
             field: field.to_string(),
@@ -230,7 +231,7 @@ const FILLER: &[&str] = &[
 ];
 
 /// The lead verbs of the first sentence, and the objects near them.
-fn lead_hits(rs: &Ruleset, desc: &str, name_objects: &[(usize, String)], hits: &mut Vec<Hit>) {
+fn lead_hits<'r>(rs: &'r Ruleset, desc: &str, name_objects: &[(usize, String)], hits: &mut Vec<Hit<'r>>) {
     let sentence = first_sentence(desc, MAX_LEAD);
     let words = prose_words(sentence);
     let mut verbs: Vec<(usize, &str)> = Vec::new();
@@ -300,14 +301,22 @@ fn negated_before(text: &str, at: usize) -> bool {
 
 /// Scan one text with one combined pattern set and file every match where it belongs.
 #[allow(clippy::too_many_arguments)]
-fn scan(rs: &Ruleset, patterns: &Patterns, text: &str, field: &str, source: Source, factor: f32, seen: &mut Seen) {
+fn scan<'r>(
+    rs: &'r Ruleset,
+    patterns: &Patterns,
+    text: &str,
+    field: &str,
+    source: Source,
+    factor: f32,
+    seen: &mut Seen<'r>,
+) {
     let accept = |kind: Kind, m: &regex::Match<'_>| match kind {
         Kind::Finding | Kind::Property => true,
         _ => !negated_before(text, m.start()),
     };
     for (kind, rule, m) in patterns.find(text, accept) {
-        let hit = |rule: &str, category: Category, strength: f32, source: Source| Hit {
-            rule: rule.to_string(),
+        let hit = |rule: &'r str, category: Category, strength: f32, source: Source| Hit {
+            rule,
             category,
             strength,
             field: field.to_string(),
@@ -355,7 +364,7 @@ fn scan(rs: &Ruleset, patterns: &Patterns, text: &str, field: &str, source: Sour
     }
 }
 
-fn schema_hits(rs: &Ruleset, facts: &SchemaFacts, name_objects: &[(usize, String)], seen: &mut Seen) {
+fn schema_hits<'r>(rs: &'r Ruleset, facts: &SchemaFacts, name_objects: &[(usize, String)], seen: &mut Seen<'r>) {
     for prop in &facts.properties {
         scan(rs, &rs.scan.property, &prop.words, &prop.path, Source::Schema, 1.0, seen);
         let last = prop.words.rsplit(' ').next().unwrap_or_default();
@@ -483,7 +492,7 @@ fn decide(ann: &Annotations, seen: Seen, version: &str) -> Classification {
             evidence_hits = Vec::new();
             if !text.is_empty() {
                 evidence_hits.push(Hit {
-                    rule: "annotation.fallback".into(),
+                    rule: "annotation.fallback",
                     category: cat,
                     strength: 0.35,
                     field: "annotations".into(),
@@ -554,7 +563,7 @@ fn decide(ann: &Annotations, seen: Seen, version: &str) -> Classification {
         if evidence.iter().any(|e| e.rule == h.rule && e.field == h.field) {
             continue;
         }
-        evidence.push(Evidence { rule: h.rule, field: h.field, text: h.text });
+        evidence.push(Evidence { rule: h.rule.to_string(), field: h.field, text: h.text });
     }
     for (f, e) in factors {
         if evidence.len() >= MAX_EVIDENCE + 2 {

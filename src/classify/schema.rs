@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use super::words::{split_name, truncate};
+use super::words::{joined_words, truncate};
 
 /// Deepest nesting of schema objects we descend into.
 pub(crate) const MAX_DEPTH: usize = 12;
@@ -172,7 +172,7 @@ impl<'a> Walk<'a> {
         }
         self.facts.properties.push(Property {
             path: path.to_string(),
-            words: split_name(name).join(" "),
+            words: joined_words(name),
             enum_values,
             description,
         });
