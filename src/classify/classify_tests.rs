@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use super::words::{first_sentence, lemmas, prose_words, split_name};
+use super::words::{first_sentence, joined_words, lemmas, prose_words, split_name};
 use super::{Classifier, ClassifyError};
 use crate::model::{Category, Classification, Risk, Tool};
 
@@ -36,6 +36,9 @@ fn names_split_in_every_convention() {
     assert_eq!(split_name("getHTTPResponse2"), ["get", "http", "response2"]);
     assert_eq!(split_name("gitlab/projects:list"), ["gitlab", "projects", "list"]);
     assert!(split_name("").is_empty());
+    assert_eq!(joined_words("shellCommand"), "shell command");
+    assert_eq!(joined_words("in_trash"), "in trash");
+    assert_eq!(joined_words("ÜberName"), "über name");
     assert_eq!(split_name(&"a_".repeat(10_000)).len(), super::words::MAX_NAME_WORDS);
 }
 

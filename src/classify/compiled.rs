@@ -13,31 +13,47 @@ use super::ClassifyError;
 use super::rules::{Factor, Field, RuleFile};
 use crate::model::{Category, Severity};
 
-/// Compiled patterns of one field, each owned by a rule.
+/// Which kind of rule a pattern belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Phrase,
+    Property,
+    Negation,
+    Factor,
+    Finding,
+}
+
+/// A pattern waiting to be compiled: its rule kind and index, the rule id (for errors), the regex.
+type Item = (Kind, usize, String, String);
+
+/// Every pattern that looks at one kind of text, of every rule kind, in one `RegexSet`: one scan of a
+/// description answers phrases, negations, factors and findings at once.
 #[derive(Debug)]
 pub(crate) struct Patterns {
     set: RegexSet,
     regexes: Vec<Regex>,
-    owner: Vec<usize>,
+    owner: Vec<(Kind, usize)>,
 }
 
 impl Patterns {
-    fn build(file_of: &str, items: Vec<(usize, String, String)>) -> Result<Patterns, ClassifyError> {
+    fn build(file_of: &str, items: Vec<Item>) -> Result<Patterns, ClassifyError> {
         let mut regexes = Vec::with_capacity(items.len());
         let mut owner = Vec::with_capacity(items.len());
         // `\b` is ASCII here: a Unicode word boundary makes the lazy DFA give up on the first non-ASCII byte
         // (curly quotes, dashes) and fall back to a slower engine; English rules lose nothing by it.
-        let items: Vec<(usize, String, String)> =
-            items.into_iter().map(|(rule, id, pattern)| (rule, id, pattern.replace("\\b", "(?-u:\\b)"))).collect();
-        for (rule, id, pattern) in &items {
+        let items: Vec<Item> = items
+            .into_iter()
+            .map(|(kind, rule, id, pattern)| (kind, rule, id, pattern.replace("\\b", "(?-u:\\b)")))
+            .collect();
+        for (kind, rule, id, pattern) in &items {
             let regex = Regex::new(pattern).map_err(|e| ClassifyError::Rules {
                 path: file_of.to_string(),
                 message: format!("rule {id}: invalid pattern {pattern:?}: {}", first_line(&e.to_string())),
             })?;
             regexes.push(regex);
-            owner.push(*rule);
+            owner.push((*kind, *rule));
         }
-        let set = RegexSetBuilder::new(items.iter().map(|(_, _, p)| p))
+        let set = RegexSetBuilder::new(items.iter().map(|(_, _, _, p)| p))
             .size_limit(64 << 20)
             .dfa_size_limit(64 << 20)
             .build()
@@ -49,27 +65,23 @@ impl Patterns {
     pub(crate) fn find<'t>(
         &self,
         text: &'t str,
-        mut accept: impl FnMut(&regex::Match<'t>) -> bool,
-    ) -> Vec<(usize, regex::Match<'t>)> {
-        if self.regexes.is_empty() {
+        mut accept: impl FnMut(Kind, &regex::Match<'t>) -> bool,
+    ) -> Vec<(Kind, usize, regex::Match<'t>)> {
+        // Most texts match nothing: the plain search stops early and is cheaper than the overlapping one.
+        if self.regexes.is_empty() || !self.set.is_match(text) {
             return Vec::new();
         }
-        let mut out: Vec<(usize, regex::Match<'t>)> = Vec::new();
+        let mut out: Vec<(Kind, usize, regex::Match<'t>)> = Vec::new();
         for i in self.set.matches(text).iter() {
-            let rule = self.owner[i];
-            if out.iter().any(|(r, _)| *r == rule) {
+            let (kind, rule) = self.owner[i];
+            if out.iter().any(|(k, r, _)| *k == kind && *r == rule) {
                 continue;
             }
-            if let Some(m) = self.regexes[i].find_iter(text).take(16).find(|m| accept(m)) {
-                out.push((rule, m));
+            if let Some(m) = self.regexes[i].find_iter(text).take(16).find(|m| accept(kind, m)) {
+                out.push((kind, rule, m));
             }
         }
         out
-    }
-
-    /// Whether any pattern matches (no positions needed).
-    pub(crate) fn any(&self, text: &str) -> bool {
-        !self.regexes.is_empty() && self.set.is_match(text)
     }
 }
 
@@ -124,22 +136,21 @@ pub(crate) struct FindingMeta {
     pub(crate) text: String,
 }
 
-/// Patterns of one rule kind, one set per field.
+/// The texts a tool is scanned in, each with one combined set of patterns.
 #[derive(Debug)]
-pub(crate) struct ByField {
+pub(crate) struct Scanners {
+    /// The name's words joined by spaces: phrases and factors.
     pub(crate) name: Patterns,
+    /// The raw name, lowercased: findings (invisible characters vanish when a name is split into words).
+    pub(crate) raw_name: Patterns,
+    /// The description: phrases, negations, factors, findings.
     pub(crate) description: Patterns,
-    pub(crate) schema: Patterns,
-}
-
-impl ByField {
-    pub(crate) fn get(&self, field: Field) -> &Patterns {
-        match field {
-            Field::Name => &self.name,
-            Field::Description => &self.description,
-            Field::Schema => &self.schema,
-        }
-    }
+    /// Property descriptions: phrases, factors, findings.
+    pub(crate) schema_text: Patterns,
+    /// Property names as words: property rules and factors.
+    pub(crate) property: Patterns,
+    /// Enum values of a property, joined: factors.
+    pub(crate) enum_values: Patterns,
 }
 
 /// A whole ruleset, ready to classify.
@@ -150,19 +161,15 @@ pub(crate) struct Ruleset {
     pub(crate) objects: Vec<Object>,
     pub(crate) object_words: HashMap<String, usize>,
     pub(crate) phrases: Vec<Scored>,
-    pub(crate) phrase_patterns: ByField,
     pub(crate) properties: Vec<PropertyMeta>,
-    pub(crate) property_patterns: Patterns,
     pub(crate) negations: Vec<String>,
-    pub(crate) negation_patterns: Patterns,
     pub(crate) factors: Vec<FactorMeta>,
-    pub(crate) factor_patterns: ByField,
     pub(crate) findings: Vec<FindingMeta>,
-    pub(crate) finding_patterns: ByField,
+    pub(crate) scan: Scanners,
     pub(crate) action_properties: HashSet<String>,
 }
 
-type FieldItems = [Vec<(usize, String, String)>; 3];
+type FieldItems = [Vec<Item>; 3];
 
 fn field_index(field: Field) -> usize {
     match field {
@@ -186,9 +193,9 @@ impl Ruleset {
         let mut phrases = Vec::new();
         let mut phrase_items: FieldItems = Default::default();
         let mut properties = Vec::new();
-        let mut property_items = Vec::new();
+        let mut property_items: Vec<Item> = Vec::new();
         let mut negations = Vec::new();
-        let mut negation_items = Vec::new();
+        let mut negation_items: Vec<Item> = Vec::new();
         let mut factors = Vec::new();
         let mut factor_items: FieldItems = Default::default();
         let mut findings = Vec::new();
@@ -266,7 +273,12 @@ impl Ruleset {
                 nonempty(&p.id, &p.fields, &p.patterns).map_err(err)?;
                 for field in &p.fields {
                     for pat in &p.patterns {
-                        phrase_items[field_index(*field)].push((phrases.len(), p.id.clone(), pat.clone()));
+                        phrase_items[field_index(*field)].push((
+                            Kind::Phrase,
+                            phrases.len(),
+                            p.id.clone(),
+                            pat.clone(),
+                        ));
                     }
                 }
                 phrases.push(Scored { id: p.id, category: p.category, strength: p.strength, restricts: p.restricts });
@@ -275,7 +287,7 @@ impl Ruleset {
                 claim(&p.id)?;
                 check_strength(&p.id, p.strength)?;
                 for pat in &p.patterns {
-                    property_items.push((properties.len(), p.id.clone(), pat.clone()));
+                    property_items.push((Kind::Property, properties.len(), p.id.clone(), pat.clone()));
                 }
                 property_with.push((file.clone(), p.with));
                 properties.push(PropertyMeta {
@@ -289,7 +301,7 @@ impl Ruleset {
             for n in rf.negation {
                 claim(&n.id)?;
                 for pat in &n.patterns {
-                    negation_items.push((negations.len(), n.id.clone(), pat.clone()));
+                    negation_items.push((Kind::Negation, negations.len(), n.id.clone(), pat.clone()));
                 }
                 negations.push(n.id);
             }
@@ -298,7 +310,12 @@ impl Ruleset {
                 nonempty(&f.id, &f.fields, &f.patterns).map_err(err)?;
                 for field in &f.fields {
                     for pat in &f.patterns {
-                        factor_items[field_index(*field)].push((factors.len(), f.id.clone(), pat.clone()));
+                        factor_items[field_index(*field)].push((
+                            Kind::Factor,
+                            factors.len(),
+                            f.id.clone(),
+                            pat.clone(),
+                        ));
                     }
                 }
                 factors.push(FactorMeta { id: f.id, factor: f.factor });
@@ -308,7 +325,12 @@ impl Ruleset {
                 nonempty(&f.id, &f.fields, &f.patterns).map_err(err)?;
                 for field in &f.fields {
                     for pat in &f.patterns {
-                        finding_items[field_index(*field)].push((findings.len(), f.id.clone(), pat.clone()));
+                        finding_items[field_index(*field)].push((
+                            Kind::Finding,
+                            findings.len(),
+                            f.id.clone(),
+                            pat.clone(),
+                        ));
                     }
                 }
                 findings.push(FindingMeta { id: f.id, severity: f.severity, text: f.text });
@@ -337,13 +359,19 @@ impl Ruleset {
             }
         }
 
-        let by_field = |items: FieldItems| -> Result<ByField, ClassifyError> {
-            let [name, description, schema] = items;
-            Ok(ByField {
-                name: Patterns::build(&label, name)?,
-                description: Patterns::build(&label, description)?,
-                schema: Patterns::build(&label, schema)?,
-            })
+        let [phrase_name, phrase_description, phrase_schema] = phrase_items;
+        let [factor_name, factor_description, factor_schema] = factor_items;
+        let [finding_name, finding_description, finding_schema] = finding_items;
+        let scan = Scanners {
+            name: Patterns::build(&label, [phrase_name, factor_name].concat())?,
+            raw_name: Patterns::build(&label, finding_name)?,
+            description: Patterns::build(
+                &label,
+                [phrase_description, negation_items, factor_description, finding_description].concat(),
+            )?,
+            schema_text: Patterns::build(&label, [phrase_schema, factor_schema.clone(), finding_schema].concat())?,
+            property: Patterns::build(&label, [property_items, factor_schema.clone()].concat())?,
+            enum_values: Patterns::build(&label, factor_schema)?,
         };
         Ok(Ruleset {
             verbs,
@@ -351,15 +379,11 @@ impl Ruleset {
             objects,
             object_words,
             phrases,
-            phrase_patterns: by_field(phrase_items)?,
             properties,
-            property_patterns: Patterns::build(&label, property_items)?,
             negations,
-            negation_patterns: Patterns::build(&label, negation_items)?,
             factors,
-            factor_patterns: by_field(factor_items)?,
             findings,
-            finding_patterns: by_field(finding_items)?,
+            scan,
             action_properties,
         })
     }
@@ -393,7 +417,7 @@ fn nonempty(id: &str, fields: &[Field], patterns: &[String]) -> Result<(), Strin
 
 /// `shell_command`, `shellCommand` → `shell command`.
 pub(crate) fn normalize_words(name: &str) -> String {
-    super::words::split_name(name).join(" ")
+    super::words::joined_words(name)
 }
 
 fn first_line(message: &str) -> String {

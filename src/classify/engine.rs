@@ -6,11 +6,11 @@
 //! author's claim, not evidence of behaviour: they decide only when the text says nothing, and a claim that
 //! contradicts the text becomes a finding.
 
-use super::compiled::{Patterns, Ruleset};
-use super::rules::{Factor, Field};
+use super::compiled::{Kind, Patterns, Ruleset};
+use super::rules::Factor;
 use super::schema::{self, SchemaFacts};
 use super::words::{first_sentence, prose_words, quote, split_name, truncate};
-use crate::model::{Category, Classification, Evidence, Finding, Risk, Tool};
+use crate::model::{Annotations, Category, Classification, Evidence, Finding, Risk, Tool};
 
 /// How much of a description is read (bytes); the rest of a 1 MB description is not looked at.
 pub(crate) const MAX_DESCRIPTION: usize = 8 * 1024;
@@ -38,9 +38,10 @@ enum Source {
     Annotation,
 }
 
+/// A hit borrows its rule id from the ruleset: most hits never become evidence, so they should not allocate it.
 #[derive(Debug, Clone)]
-struct Hit {
-    rule: String,
+struct Hit<'r> {
+    rule: &'r str,
     category: Category,
     strength: f32,
     field: String,
@@ -53,50 +54,39 @@ struct Hit {
 }
 
 /// Everything the rules saw in one tool, before deciding.
-struct Seen {
-    hits: Vec<Hit>,
+#[derive(Default)]
+struct Seen<'r> {
+    hits: Vec<Hit<'r>>,
+    /// Property-name hits, kept apart until we know which partners (`with`) matched.
+    property_hits: Vec<(usize, Hit<'r>)>,
     factors: Vec<(Factor, Evidence)>,
     findings: Vec<Finding>,
+    /// A negation ("read-only", "does not modify") was found in the description.
+    negated: bool,
 }
 
 pub(crate) fn classify(rs: &Ruleset, tool: &Tool, version: &str) -> Classification {
-    let mut seen = Seen { hits: Vec::new(), factors: Vec::new(), findings: Vec::new() };
+    let mut seen = Seen::default();
 
     let name_words = split_name(&tool.name);
     let name_objects = objects_of_name(rs, &name_words);
     name_hits(rs, &name_words, &name_objects, "name", 1.0, &mut seen.hits);
     let name_joined = name_words.join(" ");
-    phrase_hits(rs, &rs.phrase_patterns.name, &name_joined, "name", Source::Name, 1.0, &mut seen.hits);
-    if let Some(title) = tool.display_title() {
-        let title_words = split_name(truncate(&title, 256));
+    scan(rs, &rs.scan.name, &name_joined, "name", Source::Name, 1.0, &mut seen);
+    let ann = tool.annotations();
+    if let Some(title) = tool.title.as_deref().or(ann.title.as_deref()) {
+        let title_words = split_name(truncate(title, 256));
         if title_words != name_words {
             let title_objects = objects_of_name(rs, &title_words);
             name_hits(rs, &title_words, &title_objects, "title", TITLE_FACTOR, &mut seen.hits);
         }
     }
-    factor_hits(rs, Field::Name, &name_joined, "name", &mut seen.factors);
-    finding_hits(rs, Field::Name, &tool.name.to_ascii_lowercase(), &mut seen.findings);
+    scan(rs, &rs.scan.raw_name, &truncate(&tool.name, 1024).to_ascii_lowercase(), "name", Source::Name, 1.0, &mut seen);
 
     let description = tool.description.as_deref().map(|d| truncate(d, MAX_DESCRIPTION).to_ascii_lowercase());
-    let mut negated = false;
     if let Some(desc) = description.as_deref() {
         lead_hits(rs, desc, &name_objects, &mut seen.hits);
-        phrase_hits(rs, &rs.phrase_patterns.description, desc, "description", Source::Description, 1.0, &mut seen.hits);
-        for (rule, m) in rs.negation_patterns.find(desc, |m| !negated_before(desc, m.start())) {
-            negated = true;
-            seen.hits.push(Hit {
-                rule: rs.negations[rule].clone(),
-                category: Category::Read,
-                strength: 0.75,
-                field: "description".into(),
-                text: quote(m.as_str(), MAX_QUOTE),
-                source: Source::Negation,
-                needs_action: false,
-                restricts: false,
-            });
-        }
-        factor_hits(rs, Field::Description, desc, "description", &mut seen.factors);
-        finding_hits(rs, Field::Description, desc, &mut seen.findings);
+        scan(rs, &rs.scan.description, desc, "description", Source::Description, 1.0, &mut seen);
     }
 
     if let Some(schema) = tool.input_schema.as_ref().filter(|s| s.is_object()) {
@@ -104,7 +94,7 @@ pub(crate) fn classify(rs: &Ruleset, tool: &Tool, version: &str) -> Classificati
         schema_hits(rs, &facts, &name_objects, &mut seen);
     }
 
-    decide(tool, seen, negated, version)
+    decide(&ann, seen, version)
 }
 
 /// The objects of a name, leaving out the words that are its verbs (`git_checkout` checks out, it is no sale).
@@ -131,8 +121,9 @@ fn objects_in(rs: &Ruleset, words: &[String]) -> Vec<(usize, String)> {
     out
 }
 
-/// The action verbs of a name: the first plain verb, or when there is none the last noun-like verb
-/// (`email_user`, `post_message`), plus verbs joined to it by `or`/`and` (`create_or_update`).
+/// The action verbs of a name: the first plain verb, or when there is none the last noun-like verb that is not
+/// an object word (`email_user`, `post_message`, `pin_message`), plus verbs joined to it by `or`/`and`
+/// (`create_or_update`).
 fn name_verbs(rs: &Ruleset, words: &[String], is_name: bool) -> Vec<(usize, usize)> {
     // A noun-like verb counts only in its base form: `email_user` emails, `console_messages` are nouns.
     let found: Vec<(usize, usize)> = words
@@ -146,7 +137,14 @@ fn name_verbs(rs: &Ruleset, words: &[String], is_name: bool) -> Vec<(usize, usiz
                 .map(|v| (v, i))
         })
         .collect();
-    let Some(&(verb, i)) = found.iter().find(|(v, _)| !rs.verbs[*v].noun).or_else(|| found.last()) else {
+    // Among noun-like verbs, one that is not also an object is the action: `pin_message` pins,
+    // `payment_status` reads a status.
+    let Some(&(verb, i)) = found
+        .iter()
+        .find(|(v, _)| !rs.verbs[*v].noun)
+        .or_else(|| found.iter().rev().find(|(_, i)| rs.object(&words[*i]).is_none()))
+        .or_else(|| found.last())
+    else {
         return Vec::new();
     };
     let mut out = vec![(verb, i)];
@@ -161,13 +159,13 @@ fn name_verbs(rs: &Ruleset, words: &[String], is_name: bool) -> Vec<(usize, usiz
     out
 }
 
-fn name_hits(
-    rs: &Ruleset,
+fn name_hits<'r>(
+    rs: &'r Ruleset,
     words: &[String],
     objects: &[(usize, String)],
     field: &str,
     factor: f32,
-    hits: &mut Vec<Hit>,
+    hits: &mut Vec<Hit<'r>>,
 ) {
     for (verb, at) in name_verbs(rs, words, true) {
         verb_hit(rs, verb, &words[at], objects, field, Source::Name, factor, hits);
@@ -176,20 +174,20 @@ fn name_hits(
 
 /// A verb hit, escalated by the most severe object it applies to.
 #[allow(clippy::too_many_arguments)]
-fn verb_hit(
-    rs: &Ruleset,
+fn verb_hit<'r>(
+    rs: &'r Ruleset,
     verb: usize,
     word: &str,
     objects: &[(usize, String)],
     field: &str,
     source: Source,
     factor: f32,
-    hits: &mut Vec<Hit>,
+    hits: &mut Vec<Hit<'r>>,
 ) {
     let v = &rs.verbs[verb];
     let strength = v.strength * factor;
     hits.push(Hit {
-        rule: v.id.clone(),
+        rule: &v.id,
         category: v.category,
         strength,
         field: field.to_string(),
@@ -212,9 +210,9 @@ fn verb_hit(
     if let Some((o, object_word)) = best {
         let o = &rs.objects[*o];
         hits.push(Hit {
-            rule: o.id.clone(),
+            rule: &o.id,
             category: o.category,
-            strength: o.strength.min(strength.max(o.strength * factor)),
+            strength: o.strength * factor,
             field: field.to_string(),
             text: quote(&format!("{word} … {object_word}"), MAX_QUOTE),
             source,
@@ -225,48 +223,15 @@ fn verb_hit(
 }
 
 /// Filler words that may precede the lead verb of a description ("This tool lets you delete ...").
+#[rustfmt::skip]
 const FILLER: &[&str] = &[
-    "this",
-    "tool",
-    "tools",
-    "to",
-    "that",
-    "will",
-    "can",
-    "be",
-    "used",
-    "use",
-    "you",
-    "allows",
-    "lets",
-    "let",
-    "helps",
-    "help",
-    "the",
-    "a",
-    "an",
-    "it",
-    "is",
-    "which",
-    "for",
-    "please",
-    "simply",
-    "perform",
-    "performs",
-    "quickly",
-    "safely",
-    "easily",
-    "directly",
-    "mcp",
-    "api",
-    "endpoint",
-    "function",
-    "method",
-    "operation",
+    "this", "tool", "tools", "to", "that", "will", "can", "be", "used", "use", "you", "allows", "lets", "let",
+    "helps", "help", "the", "a", "an", "it", "is", "which", "for", "please", "simply", "perform", "performs",
+    "quickly", "safely", "easily", "directly", "mcp", "api", "endpoint", "function", "method", "operation",
 ];
 
 /// The lead verbs of the first sentence, and the objects near them.
-fn lead_hits(rs: &Ruleset, desc: &str, name_objects: &[(usize, String)], hits: &mut Vec<Hit>) {
+fn lead_hits<'r>(rs: &'r Ruleset, desc: &str, name_objects: &[(usize, String)], hits: &mut Vec<Hit<'r>>) {
     let sentence = first_sentence(desc, MAX_LEAD);
     let words = prose_words(sentence);
     let mut verbs: Vec<(usize, &str)> = Vec::new();
@@ -334,87 +299,74 @@ fn negated_before(text: &str, at: usize) -> bool {
     })
 }
 
+/// Scan one text with one combined pattern set and file every match where it belongs.
 #[allow(clippy::too_many_arguments)]
-fn phrase_hits(
-    rs: &Ruleset,
+fn scan<'r>(
+    rs: &'r Ruleset,
     patterns: &Patterns,
     text: &str,
     field: &str,
     source: Source,
     factor: f32,
-    hits: &mut Vec<Hit>,
+    seen: &mut Seen<'r>,
 ) {
-    for (rule, m) in patterns.find(text, |m| !negated_before(text, m.start())) {
-        let p = &rs.phrases[rule];
-        hits.push(Hit {
-            rule: p.id.clone(),
-            category: p.category,
-            strength: p.strength * factor,
+    let accept = |kind: Kind, m: &regex::Match<'_>| match kind {
+        Kind::Finding | Kind::Property => true,
+        _ => !negated_before(text, m.start()),
+    };
+    for (kind, rule, m) in patterns.find(text, accept) {
+        let hit = |rule: &'r str, category: Category, strength: f32, source: Source| Hit {
+            rule,
+            category,
+            strength,
             field: field.to_string(),
             text: quote(m.as_str(), MAX_QUOTE),
             source,
             needs_action: false,
-            restricts: p.restricts,
-        });
-    }
-}
-
-fn factor_hits(rs: &Ruleset, field: Field, text: &str, label: &str, out: &mut Vec<(Factor, Evidence)>) {
-    for (rule, m) in rs.factor_patterns.get(field).find(text, |m| !negated_before(text, m.start())) {
-        let f = &rs.factors[rule];
-        out.push((
-            f.factor,
-            Evidence { rule: f.id.clone(), field: label.to_string(), text: quote(m.as_str(), MAX_QUOTE) },
-        ));
-    }
-}
-
-fn finding_hits(rs: &Ruleset, field: Field, text: &str, out: &mut Vec<Finding>) {
-    let patterns = rs.finding_patterns.get(field);
-    if !patterns.any(text) {
-        return;
-    }
-    for (rule, m) in patterns.find(text, |_| true) {
-        let f = &rs.findings[rule];
-        if out.iter().any(|x| x.id == f.id) {
-            continue;
+            restricts: false,
+        };
+        match kind {
+            Kind::Phrase => {
+                let p = &rs.phrases[rule];
+                seen.hits.push(Hit { restricts: p.restricts, ..hit(&p.id, p.category, p.strength * factor, source) });
+            }
+            Kind::Negation => {
+                seen.negated = true;
+                seen.hits.push(hit(&rs.negations[rule], Category::Read, 0.75, Source::Negation));
+            }
+            Kind::Property => {
+                let p = &rs.properties[rule];
+                let h = Hit { needs_action: p.needs_action, ..hit(&p.id, p.category, p.strength, Source::Schema) };
+                seen.property_hits.push((rule, h));
+            }
+            Kind::Factor => {
+                let f = &rs.factors[rule];
+                let evidence =
+                    Evidence { rule: f.id.clone(), field: field.to_string(), text: quote(m.as_str(), MAX_QUOTE) };
+                seen.factors.push((f.factor, evidence));
+            }
+            Kind::Finding => {
+                let f = &rs.findings[rule];
+                if seen.findings.iter().any(|x| x.id == f.id) {
+                    continue;
+                }
+                // Show what was found without letting it act: anything but letters, digits, punctuation and
+                // spaces (zero-width, bidi and control characters) becomes U+FFFD.
+                let visible = |c: char| c.is_alphanumeric() || c.is_ascii_punctuation() || c == ' ';
+                let quoted: String = m.as_str().chars().map(|c| if visible(c) { c } else { '\u{FFFD}' }).collect();
+                seen.findings.push(Finding {
+                    id: f.id.clone(),
+                    severity: f.severity,
+                    text: format!("{}: \"{}\"", f.text, quote(&quoted, 60)),
+                });
+            }
         }
-        let quoted: String =
-            m.as_str().chars().map(|c| if c.is_control() || is_invisible(c) { '\u{FFFD}' } else { c }).collect();
-        out.push(Finding {
-            id: f.id.clone(),
-            severity: f.severity,
-            text: format!("{}: \"{}\"", f.text, quote(&quoted, 60)),
-        });
     }
 }
 
-/// Characters that render as nothing or reorder text; quoted evidence shows them as U+FFFD.
-fn is_invisible(c: char) -> bool {
-    matches!(c,
-        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}'
-        | '\u{FEFF}' | '\u{E0000}'..='\u{E007F}' | '\u{00AD}' | '\u{180E}')
-}
-
-fn schema_hits(rs: &Ruleset, facts: &SchemaFacts, name_objects: &[(usize, String)], seen: &mut Seen) {
-    let mut property_hits: Vec<(usize, Hit)> = Vec::new();
+fn schema_hits<'r>(rs: &'r Ruleset, facts: &SchemaFacts, name_objects: &[(usize, String)], seen: &mut Seen<'r>) {
     for prop in &facts.properties {
-        for (rule, m) in rs.property_patterns.find(&prop.words, |_| true) {
-            let p = &rs.properties[rule];
-            property_hits.push((
-                rule,
-                Hit {
-                    rule: p.id.clone(),
-                    category: p.category,
-                    strength: p.strength,
-                    field: prop.path.clone(),
-                    text: quote(m.as_str(), MAX_QUOTE),
-                    source: Source::Schema,
-                    needs_action: p.needs_action,
-                    restricts: false,
-                },
-            ));
-        }
+        scan(rs, &rs.scan.property, &prop.words, &prop.path, Source::Schema, 1.0, seen);
         let last = prop.words.rsplit(' ').next().unwrap_or_default();
         let action_like = rs.action_properties.contains(&prop.words) || rs.action_properties.contains(last);
         if action_like {
@@ -424,7 +376,10 @@ fn schema_hits(rs: &Ruleset, facts: &SchemaFacts, name_objects: &[(usize, String
                 let mut objects = name_objects.to_vec();
                 objects.extend(objects_in(rs, &words));
                 for (verb, at) in name_verbs(rs, &words, false) {
+                    let first = seen.hits.len();
                     verb_hit(rs, verb, &words[at], &objects, &field, Source::SchemaEnum, 1.0, &mut seen.hits);
+                    // Quote the whole value (`purge_all`), which is what the schema says.
+                    seen.hits[first].text = quote(value, MAX_QUOTE);
                 }
             }
             if prop.enum_values.is_empty()
@@ -445,17 +400,23 @@ fn schema_hits(rs: &Ruleset, facts: &SchemaFacts, name_objects: &[(usize, String
         }
         if let Some(desc) = &prop.description {
             let field = format!("{}.description", prop.path);
-            phrase_hits(rs, &rs.phrase_patterns.schema, desc, &field, Source::Schema, 0.8, &mut seen.hits);
-            factor_hits(rs, Field::Schema, desc, &field, &mut seen.factors);
-            finding_hits(rs, Field::Schema, desc, &mut seen.findings);
+            scan(rs, &rs.scan.schema_text, desc, &field, Source::Schema, 0.8, seen);
         }
-        factor_hits(rs, Field::Schema, &prop.words, &prop.path, &mut seen.factors);
         if !prop.enum_values.is_empty() {
             let values: Vec<String> = prop.enum_values.iter().take(8).map(|v| v.to_ascii_lowercase()).collect();
-            factor_hits(rs, Field::Schema, &values.join(" | "), &format!("{}.enum", prop.path), &mut seen.factors);
+            scan(
+                rs,
+                &rs.scan.enum_values,
+                &values.join(" | "),
+                &format!("{}.enum", prop.path),
+                Source::Schema,
+                1.0,
+                seen,
+            );
         }
     }
     // A property that needs a partner (amount needs currency) counts half without it.
+    let property_hits = std::mem::take(&mut seen.property_hits);
     let matched: Vec<usize> = property_hits.iter().map(|(r, _)| *r).collect();
     for (rule, mut hit) in property_hits {
         if let Some(with) = rs.properties[rule].with
@@ -469,9 +430,8 @@ fn schema_hits(rs: &Ruleset, facts: &SchemaFacts, name_objects: &[(usize, String
     }
 }
 
-fn decide(tool: &Tool, seen: Seen, negated: bool, version: &str) -> Classification {
-    let Seen { mut hits, factors, mut findings } = seen;
-    let ann = tool.annotations();
+fn decide(ann: &Annotations, seen: Seen, version: &str) -> Classification {
+    let Seen { mut hits, factors, mut findings, negated, .. } = seen;
 
     // A statement that the tool changes nothing outweighs what its description's verbs and its schema
     // suggest, and what a query-running name suggests ("execute_query: runs a read-only query"), but not a
@@ -532,7 +492,7 @@ fn decide(tool: &Tool, seen: Seen, negated: bool, version: &str) -> Classificati
             evidence_hits = Vec::new();
             if !text.is_empty() {
                 evidence_hits.push(Hit {
-                    rule: "annotation.fallback".into(),
+                    rule: "annotation.fallback",
                     category: cat,
                     strength: 0.35,
                     field: "annotations".into(),
@@ -603,7 +563,7 @@ fn decide(tool: &Tool, seen: Seen, negated: bool, version: &str) -> Classificati
         if evidence.iter().any(|e| e.rule == h.rule && e.field == h.field) {
             continue;
         }
-        evidence.push(Evidence { rule: h.rule, field: h.field, text: h.text });
+        evidence.push(Evidence { rule: h.rule.to_string(), field: h.field, text: h.text });
     }
     for (f, e) in factors {
         if evidence.len() >= MAX_EVIDENCE + 2 {

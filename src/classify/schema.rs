@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use super::words::{split_name, truncate};
+use super::words::{joined_words, truncate};
 
 /// Deepest nesting of schema objects we descend into.
 pub(crate) const MAX_DEPTH: usize = 12;
@@ -41,6 +41,22 @@ pub(crate) struct SchemaFacts {
     pub(crate) properties: Vec<Property>,
 }
 
+/// The schema keywords the walk descends through.
+const KEYWORDS: &[&str] = &[
+    "$ref",
+    "properties",
+    "items",
+    "additionalProperties",
+    "not",
+    "if",
+    "then",
+    "else",
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "prefixItems",
+];
+
 struct Walk<'a> {
     root: &'a Value,
     nodes: usize,
@@ -65,35 +81,47 @@ impl<'a> Walk<'a> {
         }
         self.nodes += 1;
         let Value::Object(map) = node else { return };
-        if let Some(Value::String(reference)) = map.get("$ref")
-            && hops < MAX_REF_HOPS
-            && let Some(target) = self.resolve(reference)
-        {
-            self.node(target, path, depth + 1, hops + 1);
-        }
-        if let Some(Value::Object(props)) = map.get("properties") {
-            for (name, sub) in props {
-                if self.full() {
-                    return;
+        // One pass over a small object's keys is cheaper than a dozen lookups; a huge object (hostile or a
+        // schema with thousands of unrelated keys) is probed by key instead, so a visit never costs O(keys).
+        if map.len() <= 32 {
+            for (key, value) in map {
+                self.keyword(key, value, path, depth, hops);
+            }
+        } else {
+            for key in KEYWORDS {
+                if let Some(value) = map.get(*key) {
+                    self.keyword(key, value, path, depth, hops);
                 }
-                let sub_path = format!("{}.properties.{}", path, truncate(name, 64));
-                self.property(name, sub, &sub_path, hops);
-                self.node(sub, &sub_path, depth + 1, hops);
             }
         }
-        for key in ["items", "additionalProperties", "not", "if", "then", "else"] {
-            if let Some(sub) = map.get(key)
-                && sub.is_object()
-            {
-                self.node(sub, path, depth + 1, hops);
+    }
+
+    fn keyword(&mut self, key: &str, value: &'a Value, path: &str, depth: usize, hops: usize) {
+        match (key, value) {
+            ("$ref", Value::String(reference)) if hops < MAX_REF_HOPS => {
+                if let Some(target) = self.resolve(reference) {
+                    self.node(target, path, depth + 1, hops + 1);
+                }
             }
-        }
-        for key in ["allOf", "anyOf", "oneOf", "prefixItems", "items"] {
-            if let Some(Value::Array(subs)) = map.get(key) {
+            ("properties", Value::Object(props)) => {
+                for (name, sub) in props {
+                    if self.full() {
+                        return;
+                    }
+                    let sub_path = format!("{}.properties.{}", path, truncate(name, 64));
+                    self.property(name, sub, &sub_path, hops);
+                    self.node(sub, &sub_path, depth + 1, hops);
+                }
+            }
+            ("items" | "additionalProperties" | "not" | "if" | "then" | "else", Value::Object(_)) => {
+                self.node(value, path, depth + 1, hops);
+            }
+            ("allOf" | "anyOf" | "oneOf" | "prefixItems" | "items", Value::Array(subs)) => {
                 for sub in subs {
                     self.node(sub, path, depth + 1, hops);
                 }
             }
+            _ => {}
         }
     }
 
@@ -105,16 +133,38 @@ impl<'a> Walk<'a> {
         let mut hops = hops;
         loop {
             self.nodes += 1;
-            gather_enum(current, &mut enum_values);
-            if description.is_none() {
-                description = current
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .map(|d| truncate(d, MAX_PROPERTY_DESCRIPTION).to_ascii_lowercase());
+            let Value::Object(map) = current else { break };
+            let mut next = None;
+            // One pass over the keywords that matter here (a property schema is small; a huge one is cut).
+            for (key, value) in map.iter().take(64) {
+                match (key.as_str(), value) {
+                    ("enum", Value::Array(values)) => push_strings(values, &mut enum_values),
+                    ("const", value) => push_strings(std::slice::from_ref(value), &mut enum_values),
+                    ("anyOf" | "oneOf", Value::Array(branches)) => {
+                        for b in branches.iter().take(MAX_ENUM) {
+                            if let Some(Value::Array(values)) = b.get("enum") {
+                                push_strings(values, &mut enum_values);
+                            }
+                            if let Some(c) = b.get("const") {
+                                push_strings(std::slice::from_ref(c), &mut enum_values);
+                            }
+                        }
+                    }
+                    ("items", items) => {
+                        if let Some(Value::Array(values)) = items.get("enum") {
+                            push_strings(values, &mut enum_values);
+                        }
+                    }
+                    ("description", Value::String(d)) if description.is_none() => {
+                        description = Some(truncate(d, MAX_PROPERTY_DESCRIPTION).to_ascii_lowercase());
+                    }
+                    ("$ref", Value::String(r)) => next = self.resolve(r),
+                    _ => {}
+                }
             }
-            match current.get("$ref").and_then(Value::as_str).and_then(|r| self.resolve(r)) {
-                Some(next) if hops < MAX_REF_HOPS && !self.full() => {
-                    current = next;
+            match next {
+                Some(target) if hops < MAX_REF_HOPS && !self.full() => {
+                    current = target;
                     hops += 1;
                 }
                 _ => break,
@@ -122,7 +172,7 @@ impl<'a> Walk<'a> {
         }
         self.facts.properties.push(Property {
             path: path.to_string(),
-            words: split_name(name).join(" "),
+            words: joined_words(name),
             enum_values,
             description,
         });
@@ -138,36 +188,14 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// Enum and const strings of a schema node, including those of `anyOf`/`oneOf` branches and array items.
-fn gather_enum(node: &Value, out: &mut Vec<String>) {
-    let mut push = |v: &Value| {
-        if let Some(s) = v.as_str()
-            && out.len() < MAX_ENUM
-        {
+/// Keep the strings of `values`, up to [`MAX_ENUM`] in all, each cut to 64 bytes.
+fn push_strings(values: &[Value], out: &mut Vec<String>) {
+    for v in values {
+        if out.len() >= MAX_ENUM {
+            return;
+        }
+        if let Some(s) = v.as_str() {
             out.push(truncate(s, 64).to_string());
         }
-    };
-    if let Some(Value::Array(values)) = node.get("enum") {
-        values.iter().for_each(&mut push);
-    }
-    if let Some(c) = node.get("const") {
-        push(c);
-    }
-    for key in ["anyOf", "oneOf"] {
-        if let Some(Value::Array(branches)) = node.get(key) {
-            for b in branches.iter().take(MAX_ENUM) {
-                if let Some(Value::Array(values)) = b.get("enum") {
-                    values.iter().for_each(&mut push);
-                }
-                if let Some(c) = b.get("const") {
-                    push(c);
-                }
-            }
-        }
-    }
-    if let Some(items) = node.get("items")
-        && let Some(Value::Array(values)) = items.get("enum")
-    {
-        values.iter().for_each(&mut push);
     }
 }

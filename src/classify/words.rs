@@ -12,37 +12,55 @@ pub(crate) const MAX_NAME_WORDS: usize = 32;
 
 /// Split an identifier into lowercase words: snake, kebab, dotted, slashed, spaced and camel case.
 pub(crate) fn split_name(name: &str) -> Vec<String> {
-    let name = truncate(name, MAX_NAME);
     let mut words = Vec::new();
-    for part in name.split(|c: char| !c.is_alphanumeric()) {
-        if part.is_empty() {
-            continue;
-        }
-        split_camel(part, &mut words);
-        if words.len() >= MAX_NAME_WORDS {
-            words.truncate(MAX_NAME_WORDS);
-            break;
-        }
-    }
+    for_each_word(name, |w| words.push(w.to_lowercase()));
     words
 }
 
-/// `getHTTPResponse2` → `get`, `http`, `response2`.
-fn split_camel(part: &str, out: &mut Vec<String>) {
-    let chars: Vec<char> = part.chars().collect();
-    let mut start = 0;
-    for i in 1..chars.len() {
-        let (prev, cur) = (chars[i - 1], chars[i]);
-        let next_lower = chars.get(i + 1).is_some_and(|c| c.is_lowercase());
-        let boundary = (prev.is_lowercase() && cur.is_uppercase())
-            || (prev.is_uppercase() && cur.is_uppercase() && next_lower)
-            || (prev.is_ascii_digit() && cur.is_alphabetic() && cur.is_uppercase());
-        if boundary {
-            out.push(chars[start..i].iter().collect::<String>().to_lowercase());
-            start = i;
+/// The words of an identifier, lowercased and joined by single spaces (`dryRun` → `dry run`), in one string.
+pub(crate) fn joined_words(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for_each_word(name, |w| {
+        if !out.is_empty() {
+            out.push(' ');
         }
+        out.extend(w.chars().flat_map(char::to_lowercase));
+    });
+    out
+}
+
+/// Call `f` with each word of an identifier as written (at most [`MAX_NAME_WORDS`], from its first
+/// [`MAX_NAME`] bytes): parts between non-alphanumeric characters, split again at camel-case humps
+/// (`getHTTPResponse2` → `get`, `HTTP`, `Response2`).
+fn for_each_word(name: &str, mut f: impl FnMut(&str)) {
+    let mut count = 0;
+    for part in truncate(name, MAX_NAME).split(|c: char| !c.is_alphanumeric()).filter(|p| !p.is_empty()) {
+        let mut start = 0;
+        let mut chars = part.char_indices().peekable();
+        let mut prev: Option<char> = None;
+        while let Some((i, cur)) = chars.next() {
+            if let Some(p) = prev {
+                let next_lower = chars.peek().is_some_and(|(_, c)| c.is_lowercase());
+                let boundary = (p.is_lowercase() && cur.is_uppercase())
+                    || (p.is_uppercase() && cur.is_uppercase() && next_lower)
+                    || (p.is_ascii_digit() && cur.is_uppercase());
+                if boundary {
+                    if count == MAX_NAME_WORDS {
+                        return;
+                    }
+                    f(&part[start..i]);
+                    count += 1;
+                    start = i;
+                }
+            }
+            prev = Some(cur);
+        }
+        if count == MAX_NAME_WORDS {
+            return;
+        }
+        f(&part[start..]);
+        count += 1;
     }
-    out.push(chars[start..].iter().collect::<String>().to_lowercase());
 }
 
 /// The forms a word may have come from, most likely first: `deletes` → `deletes`, `delete`; `running` → `run`.

@@ -59,7 +59,7 @@ fn every_row_has_the_pinned_fields_and_evidence() {
     assert_eq!(row(&out, "add_note")["findings"][0]["id"], "hidden-instructions");
     // `$ref`s into `definitions` are followed to the action enum.
     let evidence = row(&out, "manage_products")["evidence"].as_array().unwrap();
-    assert!(evidence.iter().any(|e| e["field"] == "schema.properties.action.enum" && e["text"] == "purge"));
+    assert!(evidence.iter().any(|e| e["field"] == "schema.properties.action.enum" && e["text"] == "purge_all"));
     assert_eq!(row(&out, "shop.admin-shell")["risk"], "critical");
     assert_eq!(row(&out, "shop.admin-shell")["factors"][0], "production");
 }
