@@ -1,11 +1,27 @@
 //! The risk classifier: deterministic rules from `data/rules/*.toml` turned into a category, a risk level, a
-//! confidence and quoted evidence for every tool.
+//! confidence, blast-radius factors, findings and quoted evidence for every tool.
 //!
-//! (Skeleton: the rule engine lands with the foundation issue.)
+//! The rules are data, not code, so a reviewer can read why a tool got its category and a user can replace
+//! them (`--rules DIR`). They are compiled once ([`Classifier::builtin`], [`Classifier::from_dir`]) into word
+//! tables and one `RegexSet` per field; classifying is then a pure function of the tool, bounded in time
+//! whatever the tool contains (see the limits in `words`, `schema` and `engine`). The ruleset version is a
+//! hash of the rule files' content, so the catalogue knows when stored classifications are stale.
+//!
+//! Layout: `rules` is the file format, `compiled` the compiled form, `words` name and prose splitting,
+//! `schema` the bounded input-schema walk, `engine` the hits and the decision.
+
+mod compiled;
+mod engine;
+mod rules;
+mod schema;
+mod words;
 
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
-use crate::model::{Category, Classification, Tool};
+use sha2::{Digest, Sha256};
+
+use crate::model::{Classification, Tool};
 
 /// Errors loading a ruleset.
 #[derive(Debug, thiserror::Error)]
@@ -14,40 +30,59 @@ pub enum ClassifyError {
     Rules { path: String, message: String },
 }
 
-/// A compiled ruleset. Build it once and classify many tools with it.
+/// A compiled ruleset. Build it once and classify many tools with it; cloning is cheap.
 #[derive(Debug, Clone)]
 pub struct Classifier {
+    rules: Arc<compiled::Ruleset>,
     version: String,
 }
 
 impl Classifier {
-    /// The rules embedded in the binary.
+    /// The rules embedded in the binary (compiled once per process).
     pub fn builtin() -> Classifier {
-        Classifier { version: "0".into() }
+        static BUILTIN: OnceLock<Classifier> = OnceLock::new();
+        BUILTIN
+            .get_or_init(|| {
+                let files = rules::BUILTIN.iter().map(|(name, text)| (name.to_string(), text.to_string())).collect();
+                Classifier::from_texts(files).unwrap_or_else(|e| panic!("the built-in rules are invalid: {e}"))
+            })
+            .clone()
     }
 
     /// Rules from a directory of `*.toml` files, replacing the built-in ones.
     pub fn from_dir(dir: &Path) -> Result<Classifier, ClassifyError> {
-        let _ = dir;
-        Ok(Classifier::builtin())
+        Classifier::from_texts(rules::read_dir(dir)?)
     }
 
-    /// A version string identifying this ruleset (stored with every classification).
+    /// Rules from `(file name, TOML text)` pairs, in the order given.
+    pub fn from_texts(files: Vec<(String, String)>) -> Result<Classifier, ClassifyError> {
+        let mut hasher = Sha256::new();
+        let mut parsed = Vec::with_capacity(files.len());
+        for (name, text) in &files {
+            hasher.update(text.as_bytes());
+            hasher.update([0u8]);
+            parsed.push((name.clone(), rules::parse(name, text)?));
+        }
+        let rules = compiled::Ruleset::compile(parsed)?;
+        let version = format!("rules-{}", &hex::encode(hasher.finalize())[..12]);
+        Ok(Classifier { rules: Arc::new(rules), version })
+    }
+
+    /// A version string identifying this ruleset's content (stored with every classification).
     pub fn version(&self) -> &str {
         &self.version
     }
 
     /// Classify one tool.
     pub fn classify(&self, tool: &Tool) -> Classification {
-        let _ = tool;
-        Classification {
-            category: Category::Read,
-            risk: Category::Read.base_risk(),
-            confidence: 0.0,
-            evidence: Vec::new(),
-            factors: Vec::new(),
-            findings: Vec::new(),
-            ruleset: self.version.clone(),
-        }
+        engine::classify(&self.rules, tool, &self.version)
     }
 }
+
+#[cfg(test)]
+#[path = "cases_tests.rs"]
+mod cases_tests;
+
+#[cfg(test)]
+#[path = "classify_tests.rs"]
+mod tests;

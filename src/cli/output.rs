@@ -7,7 +7,7 @@
 use std::io::Write;
 
 use clap::ValueEnum;
-use comfy_table::{ContentArrangement, Table, presets};
+use comfy_table::{ContentArrangement, Table, TableComponent, presets};
 use serde::Serialize;
 
 /// Output formats. Not every command accepts every format; each says which.
@@ -69,7 +69,10 @@ where
     S: Into<comfy_table::Cell>,
 {
     let mut table = Table::new();
-    table.load_preset(presets::UTF8_HORIZONTAL_ONLY).set_content_arrangement(ContentArrangement::Dynamic);
+    // Columns separated by space, one rule under the header: compact, and still readable when piped.
+    table.load_preset(presets::NOTHING).set_content_arrangement(ContentArrangement::Dynamic);
+    table.set_style(TableComponent::HeaderLines, '─');
+    table.set_style(TableComponent::MiddleHeaderIntersections, ' ');
     table.set_header(header);
     table
 }
