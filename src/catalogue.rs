@@ -10,15 +10,19 @@
 //! dropped, so two writers cannot interleave index updates; a writer that cannot get it still writes the
 //! store (what matters) and leaves the index to be rebuilt.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::classify::Classifier;
 use crate::index::{IndexError, Opened, SearchIndex};
-use crate::model::{ChangeReport, ServerSnapshot, ServerSpec, ToolRecord};
+use crate::model::{ChangeReport, Classification, ServerSnapshot, ServerSpec, Tool, ToolRecord};
 use crate::store::{Store, StoreError};
 
 pub use crate::index::{SearchHit, SearchQuery};
 pub use crate::store::{CrawlRun, ServerDetail, ServerStats, ServerSummary, Stats, ToolDetail, ToolEvent};
+
+/// Below this many new definitions in a batch, classifying on several threads is not worth starting them.
+const PARALLEL_CLASSIFY_MIN: usize = 512;
 
 /// The directory of the search index inside the data directory.
 pub const INDEX_DIR: &str = "index";
@@ -128,7 +132,10 @@ impl Catalogue {
         let index_ok = self.take_index_lock()?;
         let (id, _) = self.store.generation()?;
         let started = std::time::Instant::now();
-        let out = self.store.ingest(snapshots, classifier.version(), &mut |tool| classifier.classify(tool))?;
+        let mut classified = self.classify_new(snapshots, classifier)?;
+        let out = self.store.ingest(snapshots, classifier.version(), &mut |tool, fingerprint| {
+            classified.remove(fingerprint).unwrap_or_else(|| classifier.classify(tool))
+        })?;
         tracing::debug!(servers = snapshots.len(), elapsed = ?started.elapsed(), "stored");
         if out.generation == out.generation_before || !index_ok {
             return Ok(out.reports);
@@ -149,6 +156,36 @@ impl Catalogue {
         }
         tracing::debug!(elapsed = ?started.elapsed(), "index committed");
         Ok(out.reports)
+    }
+
+    /// Classify the batch's definitions that the store has not classified with this ruleset, on every core:
+    /// the write transaction that follows is single-threaded, classification need not be.
+    fn classify_new(
+        &self,
+        snapshots: &[ServerSnapshot],
+        classifier: &Classifier,
+    ) -> Result<HashMap<String, Classification>, CatalogueError> {
+        let tools: Vec<(String, &Tool)> =
+            snapshots.iter().flat_map(|s| &s.tools).map(|t| (crate::model::fingerprint(t), t)).collect();
+        let fingerprints: Vec<String> = tools.iter().map(|(f, _)| f.clone()).collect();
+        let known = self.store.classified(&fingerprints, classifier.version())?;
+        let pending: Vec<&(String, &Tool)> = tools.iter().filter(|(f, _)| !known.contains(f)).collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        if pending.len() < PARALLEL_CLASSIFY_MIN || threads < 2 {
+            // Small batches (a crawl of one server) classify inside the transaction, as they come.
+            return Ok(HashMap::new());
+        }
+        let chunk = pending.len().div_ceil(threads);
+        let results: Vec<Vec<(String, Classification)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = pending
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || part.iter().map(|(f, t)| (f.clone(), classifier.classify(t))).collect())
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        });
+        Ok(results.into_iter().flatten().collect())
     }
 
     /// Take the index's write lock for this process; `false` (with a warning) when another process has it.
