@@ -168,8 +168,10 @@ impl Catalogue {
         let tools: Vec<(String, &Tool)> =
             snapshots.iter().flat_map(|s| &s.tools).map(|t| (crate::model::fingerprint(t), t)).collect();
         let fingerprints: Vec<String> = tools.iter().map(|(f, _)| f.clone()).collect();
+        let started = std::time::Instant::now();
         let known = self.store.classified(&fingerprints, classifier.version())?;
         let pending: Vec<&(String, &Tool)> = tools.iter().filter(|(f, _)| !known.contains(f)).collect();
+        tracing::debug!(tools = tools.len(), pending = pending.len(), elapsed = ?started.elapsed(), "looked up classifications");
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
         if pending.len() < PARALLEL_CLASSIFY_MIN || threads < 2 {
             // Small batches (a crawl of one server) classify inside the transaction, as they come.
@@ -185,6 +187,7 @@ impl Catalogue {
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
         });
+        tracing::debug!(elapsed = ?started.elapsed(), "classified in parallel");
         Ok(results.into_iter().flatten().collect())
     }
 

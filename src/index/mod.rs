@@ -233,8 +233,8 @@ impl SearchIndex {
 
     /// Remove every document (for a rebuild).
     pub fn clear(&mut self) -> Result<(), IndexError> {
-        let writer = self.writer()?;
-        writer.delete_all_documents().map_err(|source| IndexError::Tantivy { path: PathBuf::new(), source })?;
+        let path = self.dir.clone();
+        self.writer()?.delete_all_documents().map_err(|source| IndexError::Tantivy { path, source })?;
         Ok(())
     }
 

@@ -115,6 +115,17 @@ fn risk_and_category_filters_agree_with_the_catalogue() {
         let got = env.json(["search", "--category", category, "--limit", "100", "--format", "json"]);
         assert_eq!(got.as_array().unwrap().len(), expected, "--category {category}");
     }
+    // What search shows is what the catalogue holds: the same classification and evidence.
+    for hit in env.json(["search", "--limit", "100", "--format", "json"]).as_array().unwrap() {
+        let record = records
+            .iter()
+            .find(|r| r["server"] == hit["server"] && r["tool"]["name"] == hit["name"])
+            .unwrap_or_else(|| panic!("{hit} not exported"));
+        let c = &record["classification"];
+        assert_eq!((&hit["category"], &hit["risk"]), (&c["category"], &c["risk"]), "{hit}");
+        assert_eq!(hit["evidence"], c["evidence"], "{hit}");
+        assert_eq!(hit["fingerprint"], record["fingerprint"], "{hit}");
+    }
     // An empty query lists by risk, most severe first.
     let listed = env.json(["search", "--limit", "100", "--format", "json"]);
     let risks: Vec<usize> = listed.as_array().unwrap().iter().map(|h| rank(h["risk"].as_str().unwrap())).collect();
