@@ -437,14 +437,7 @@ fn category_code(category: Category) -> u64 {
 
 /// At most `max` bytes of `text`, cut at a character boundary.
 fn bounded(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
+    &text[..text.floor_char_boundary(max)]
 }
 
 fn render_snippet(snippet: &tantivy::snippet::Snippet) -> String {

@@ -171,7 +171,7 @@ fn ingest_one(
     for tool in &snapshot.tools {
         if !seen.insert(tool.name.as_str()) {
             // A server listing one name twice is broken; the first definition is the one clients would see.
-            tracing::warn!(server = %snapshot.server, "tool {:?} is listed more than once; keeping the first", tool.name);
+            tracing::warn!(server = ?snapshot.server, "tool {:?} is listed more than once; keeping the first", tool.name);
             continue;
         }
         let body = canonical_json(&serde_json::to_value(tool)?);
