@@ -24,6 +24,9 @@ pub use crate::store::{CrawlRun, ServerDetail, ServerStats, ServerSummary, Stats
 /// Below this many new definitions in a batch, classifying on several threads is not worth starting them.
 const PARALLEL_CLASSIFY_MIN: usize = 512;
 
+/// How long a writer waits for another process to release the index's write lock.
+const INDEX_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The directory of the search index inside the data directory.
 pub const INDEX_DIR: &str = "index";
 
@@ -191,23 +194,30 @@ impl Catalogue {
         Ok(results.into_iter().flatten().collect())
     }
 
-    /// Take the index's write lock for this process; `false` (with a warning) when another process has it.
+    /// Take the index's write lock for this process, waiting up to [`INDEX_LOCK_WAIT`] for another writer to
+    /// finish (as SQLite's busy timeout does for the store); `false` (with a warning) when it does not.
     fn take_index_lock(&mut self) -> Result<bool, CatalogueError> {
         if self.index_writable {
             return Ok(true);
         }
-        match self.index.begin() {
-            Ok(()) => {
-                self.index_writable = true;
-                Ok(true)
+        let deadline = std::time::Instant::now() + INDEX_LOCK_WAIT;
+        loop {
+            match self.index.begin() {
+                Ok(()) => {
+                    self.index_writable = true;
+                    return Ok(true);
+                }
+                Err(IndexError::Busy { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(IndexError::Busy { .. }) => {
+                    tracing::warn!(
+                        "another toolwarden process is writing the search index: it will be rebuilt on the next run"
+                    );
+                    return Ok(false);
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(IndexError::Busy { .. }) => {
-                tracing::warn!(
-                    "another toolwarden process is writing the search index: it will be rebuilt on the next run"
-                );
-                Ok(false)
-            }
-            Err(e) => Err(e.into()),
         }
     }
 

@@ -179,8 +179,16 @@ impl SearchIndex {
             std::fs::remove_dir_all(dir).map_err(io)?;
         }
         std::fs::create_dir_all(dir).map_err(io)?;
-        let index =
-            Index::create_in_dir(dir, schema).map_err(|source| IndexError::Tantivy { path: dir.into(), source })?;
+        let index = match Index::create_in_dir(dir, schema.clone()) {
+            Ok(index) => index,
+            // Another process created it between our look and our create: use theirs.
+            Err(tantivy::TantivyError::IndexAlreadyExists) => {
+                Index::open_in_dir(dir).ok().filter(|index| index.schema() == schema).ok_or_else(|| {
+                    IndexError::Tantivy { path: dir.into(), source: tantivy::TantivyError::IndexAlreadyExists }
+                })?
+            }
+            Err(source) => return Err(IndexError::Tantivy { path: dir.into(), source }),
+        };
         let opened = SearchIndex::from_index(dir, index, fields)?;
         Ok((opened, if existing { Opened::Replaced } else { Opened::Created }))
     }

@@ -515,3 +515,24 @@ fn a_rules_update_reclassifies_the_catalogue() {
     let hits = env.json(["search", "--limit", "100", "--format", "json"]);
     assert_eq!(hits.as_array().unwrap().len(), 8);
 }
+
+#[test]
+fn concurrent_imports_all_land_and_the_index_keeps_up() {
+    let env = Env::new();
+    let files: Vec<PathBuf> = (0..4)
+        .map(|s| {
+            let tools: Vec<Value> = (0..500)
+                .map(|i| json!({"name": format!("tool_{s}_{i}"), "description": format!("Archives record {i}")}))
+                .collect();
+            env.write(&format!("srv{s}.json"), serde_json::to_vec(&tools).unwrap())
+        })
+        .collect();
+    let children: Vec<Child> = files.iter().map(|f| spawn(&env, &["import", f.to_str().unwrap()], None)).collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let stats = env.json(["stats", "--format", "json"]);
+    assert_eq!((stats["servers"].as_u64(), stats["tools"].as_u64()), (Some(4), Some(2000)));
+    let hits = env.json(["search", "archives", "--limit", "5000", "--format", "json"]);
+    assert_eq!(hits.as_array().unwrap().len(), 2000);
+}
