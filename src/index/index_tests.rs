@@ -112,4 +112,5 @@ fn bounded_text_is_cut_on_a_character_boundary() {
     let hits = index.search(&SearchQuery { server: Some(long.clone()), limit: 5, ..SearchQuery::default() }).unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].name, long);
+    assert_eq!(hits[0].server, long);
 }
