@@ -1,6 +1,37 @@
 # Sourced by scripts/test: installs the real MCP servers the integration tests talk to into .test-deps/
-# (ignored by git) and exports where they are. Versions are pinned; a second run reuses what is there.
+# (ignored by git) and exports where they are. Versions are pinned; a second run reuses what is there
+# (a stamp file records the pinned versions, so changing a pin reinstalls).
 set -euo pipefail
 DEPS="$(pwd)/.test-deps"
 mkdir -p "$DEPS"
 export TOOLWARDEN_TEST_DEPS="$DEPS"
+
+NPM_PACKAGES=(
+  "@modelcontextprotocol/server-everything@2026.8.31"
+  "@modelcontextprotocol/server-filesystem@2026.8.31"
+  "@modelcontextprotocol/server-memory@2026.8.31"
+)
+PYPI_PACKAGES=("mcp-server-time==2026.10.19")
+
+npm_stamp="${NPM_PACKAGES[*]}"
+if [ "$(cat "$DEPS/npm.stamp" 2>/dev/null)" != "$npm_stamp" ]; then
+  echo "test-deps: installing ${NPM_PACKAGES[*]}" >&2
+  mkdir -p "$DEPS/npm"
+  (cd "$DEPS/npm" && [ -f package.json ] || echo '{"private":true}' > package.json)
+  npm install --prefix "$DEPS/npm" --no-audit --no-fund --loglevel=error "${NPM_PACKAGES[@]}" >&2
+  echo "$npm_stamp" > "$DEPS/npm.stamp"
+fi
+
+py_stamp="${PYPI_PACKAGES[*]}"
+if [ "$(cat "$DEPS/py.stamp" 2>/dev/null)" != "$py_stamp" ]; then
+  echo "test-deps: installing ${PYPI_PACKAGES[*]} into a venv" >&2
+  python3 -m venv "$DEPS/venv"
+  "$DEPS/venv/bin/pip" install --quiet --disable-pip-version-check "${PYPI_PACKAGES[@]}" >&2
+  echo "$py_stamp" > "$DEPS/py.stamp"
+fi
+
+bin="$DEPS/npm/node_modules/.bin"
+export TOOLWARDEN_TEST_EVERYTHING="$bin/mcp-server-everything"
+export TOOLWARDEN_TEST_FILESYSTEM="$bin/mcp-server-filesystem"
+export TOOLWARDEN_TEST_MEMORY="$bin/mcp-server-memory"
+export TOOLWARDEN_TEST_TIME="$DEPS/venv/bin/mcp-server-time"

@@ -1,4 +1,4 @@
-//! `toolwarden demo-server`.
+//! `toolwarden demo-server`: the built-in demo MCP server on stdio or Streamable HTTP.
 
 use super::{Globals, Outcome};
 
@@ -10,6 +10,16 @@ pub struct Args {
 }
 
 pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
-    let _ = (args, g);
-    Err(super::UsageError("`toolwarden demo-server` is not available yet".into()).into())
+    let _ = g;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match args.http {
+            // The address goes to stderr: stdout stays clean for whoever started us.
+            Some(addr) => {
+                crate::demo::serve_http(&addr, |local| eprintln!("demo-server listening on http://{local}/mcp")).await?
+            }
+            None => crate::demo::serve_stdio().await?,
+        }
+        Ok(Outcome::Ok)
+    })
 }

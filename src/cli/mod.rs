@@ -183,7 +183,9 @@ fn init_logging(g: &Globals) {
         (false, 1) => "info",
         (false, _) => "debug",
     };
-    let filter = EnvFilter::try_from_env("TOOLWARDEN_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    // rmcp logs a peer's failures at error level; we report them ourselves, so its own logs show only with -vv.
+    let rmcp = if g.verbose >= 2 { "" } else { ",rmcp=off" };
+    let filter = EnvFilter::try_from_env("TOOLWARDEN_LOG").unwrap_or_else(|_| EnvFilter::new(format!("{level}{rmcp}")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

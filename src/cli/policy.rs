@@ -1,6 +1,19 @@
-//! `toolwarden policy`.
+//! `toolwarden policy`: generate, check, explain and import policies.
+//!
+//! The work is in `crate::policy`; this file reads files, asks the catalogue for tools, and renders. `check`
+//! exits 2 when the policy has errors and 0 otherwise; warnings go to stderr either way (they describe rules
+//! that can never match, which is worth knowing but does not make the policy wrong). `generate` and `import`
+//! always write policy JSON, so `--format` may only be `table` (the default) or `json` for them.
 
-use super::{Globals, Outcome};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde_json::Value;
+
+use super::output::{self, Format, require_format};
+use super::{Globals, Outcome, UsageError};
+use crate::catalogue::Catalogue;
+use crate::policy::{self, Counters, Decision, Diagnostic, Profile};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,28 +33,186 @@ pub enum PolicyCommand {
         profile: String,
         /// Write to FILE instead of stdout
         #[arg(long, value_name = "FILE")]
-        out: Option<std::path::PathBuf>,
+        out: Option<PathBuf>,
     },
-    /// Validate a policy file (JSON or YAML)
-    Check { file: std::path::PathBuf },
+    /// Validate a policy file (JSON or YAML): errors exit 2, warnings are printed and exit 0
+    Check {
+        file: PathBuf,
+        /// Compare with the tools of these catalogue servers only (default: all, when a catalogue exists)
+        #[arg(long, value_name = "NAME")]
+        server: Vec<String>,
+    },
     /// Show the decision a policy makes for one call, and why
     Explain {
-        file: std::path::PathBuf,
+        file: PathBuf,
         #[arg(long, value_name = "NAME")]
         tool: String,
         /// The call's arguments as JSON
         #[arg(long, value_name = "JSON")]
         args: Option<String>,
+        /// The caller identity (scopes `grant` counters)
+        #[arg(long, default_value = "anonymous", value_name = "ID")]
+        identity: String,
     },
     /// Convert a rule-based YAML policy into ours
     Import {
-        file: std::path::PathBuf,
+        file: PathBuf,
         #[arg(long, value_name = "FILE")]
-        out: Option<std::path::PathBuf>,
+        out: Option<PathBuf>,
     },
+    /// Print the JSON Schema of the policy format
+    #[command(hide = true)]
+    Schema,
 }
 
 pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
-    let _ = (args, g);
-    Err(super::UsageError("`toolwarden policy` is not available yet".into()).into())
+    match args.command {
+        PolicyCommand::Generate { server, profile, out } => generate(&server, &profile, out.as_deref(), g),
+        PolicyCommand::Check { file, server } => check(&file, &server, g),
+        PolicyCommand::Explain { file, tool, args, identity } => explain(&file, &tool, args.as_deref(), &identity, g),
+        PolicyCommand::Import { file, out } => import(&file, out.as_deref(), g),
+        PolicyCommand::Schema => {
+            output::print(serde_json::to_string_pretty(&policy::schema())?)?;
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+fn generate(servers: &[String], profile: &str, out: Option<&Path>, g: &Globals) -> anyhow::Result<Outcome> {
+    require_format("policy generate", g.format, &[Format::Table, Format::Json])?;
+    let profile: Profile = profile.parse().map_err(|e: policy::UnknownWord| UsageError(e.to_string()))?;
+    let data_dir = g.data_dir();
+    let catalogue =
+        Catalogue::open(&data_dir).with_context(|| format!("opening the catalogue in {}", data_dir.display()))?;
+    let records = catalogue.tools(servers).context("reading tools from the catalogue")?;
+    if records.is_empty() {
+        let which =
+            if servers.is_empty() { "the catalogue".to_string() } else { format!("server(s) {}", servers.join(", ")) };
+        return Err(UsageError(format!("no tools found for {which}; crawl or import some first")).into());
+    }
+    let generated = policy::generate(&records, profile);
+    write_policy(&generated, out)?;
+    if let Some(path) = out
+        && !g.quiet
+    {
+        eprintln!("wrote a {profile} policy for {} tools to {}", generated.tools.len() - 1, path.display());
+    }
+    Ok(Outcome::Ok)
+}
+
+fn write_policy(p: &policy::Policy, out: Option<&Path>) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(p)? + "\n";
+    match out {
+        Some(path) => std::fs::write(path, text).with_context(|| format!("writing {}", path.display())),
+        None => output::print(text.trim_end()),
+    }
+}
+
+fn check(file: &Path, servers: &[String], g: &Globals) -> anyhow::Result<Outcome> {
+    require_format("policy check", g.format, &[Format::Table, Format::Json])?;
+    let name = file.display().to_string();
+    let source = policy::read_source(file)?;
+    let mut diagnostics = match source.parse() {
+        Err(d) => vec![d],
+        Ok(document) => {
+            let tools = catalogue_tools(servers, g);
+            let mut found = policy::check(&document, tools.as_deref());
+            found.extend(source.duplicate_keys(&document));
+            found
+        }
+    };
+    source.locate(&mut diagnostics);
+    diagnostics.sort_by_key(|d| (d.line.unwrap_or(usize::MAX), d.column.unwrap_or(0)));
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = diagnostics.len() - errors;
+    if g.format == Format::Json {
+        output::print_json(&serde_json::json!({
+            "file": name, "valid": errors == 0, "errors": errors, "warnings": warnings, "diagnostics": diagnostics,
+        }))?;
+    } else {
+        for d in &diagnostics {
+            eprintln!("{}", output::clean(&d.render(&name), 400));
+        }
+        if !g.quiet && errors == 0 {
+            let w = if warnings == 0 { String::new() } else { format!(" ({warnings} warning(s))") };
+            output::print(format!("{name}: ok{w}"))?;
+        }
+    }
+    if errors > 0 {
+        return Err(UsageError(format!("{name}: {errors} error(s)")).into());
+    }
+    Ok(Outcome::Ok)
+}
+
+/// The catalogue's tool definitions, when there is a catalogue; checks skip catalogue warnings otherwise.
+fn catalogue_tools(servers: &[String], g: &Globals) -> Option<Vec<crate::model::Tool>> {
+    let data_dir = g.data_dir();
+    if !data_dir.exists() {
+        return None;
+    }
+    let records = Catalogue::open(&data_dir).ok()?.tools(servers).ok()?;
+    (!records.is_empty()).then(|| records.into_iter().map(|r| r.tool).collect())
+}
+
+fn load(file: &Path) -> anyhow::Result<policy::CompiledPolicy> {
+    Ok(policy::load_file(file)?)
+}
+
+fn explain(file: &Path, tool: &str, args: Option<&str>, identity: &str, g: &Globals) -> anyhow::Result<Outcome> {
+    require_format("policy explain", g.format, &[Format::Table, Format::Json])?;
+    let compiled = load(file)?;
+    let arguments: Value = match args {
+        None => Value::Object(Default::default()),
+        Some(text) => serde_json::from_str(text).map_err(|e| UsageError(format!("--args is not JSON: {e}")))?,
+    };
+    let at = jiff::Timestamp::now().as_second();
+    let call = policy::Call { tool, arguments: &arguments, identity, session: "explain", at };
+    let (decision, steps) = policy::explain(&compiled, &call, &Counters::new());
+    if g.format == Format::Json {
+        output::print_json(&serde_json::json!({ "tool": tool, "decision": decision, "steps": steps }))?;
+    } else {
+        let mut lines = vec![match &decision {
+            Decision::Allow { .. } => format!("allow: {}", output::clean(tool, 120)),
+            Decision::Deny { reason, rule } => format!("deny ({rule}): {}", output::clean(reason, 400)),
+            Decision::NeedsApproval { reason, rule, .. } => {
+                format!("approve ({rule}): {}", output::clean(reason, 400))
+            }
+        }];
+        for charge in decision.charges() {
+            lines.push(format!(
+                "  charges {} +{} (max {})",
+                output::clean(&charge.key.counter, 120),
+                policy::Quantity(charge.amount),
+                policy::Quantity(charge.max)
+            ));
+        }
+        lines.push("why:".into());
+        lines.extend(steps.iter().map(|s| format!("  {}", output::clean(s, 400))));
+        output::print(lines.join("\n"))?;
+    }
+    Ok(Outcome::Ok)
+}
+
+fn import(file: &Path, out: Option<&Path>, g: &Globals) -> anyhow::Result<Outcome> {
+    require_format("policy import", g.format, &[Format::Table, Format::Json])?;
+    let name = file.display().to_string();
+    let text = policy::read_source(file)?.text;
+    let imported = policy::import_yaml(&text).map_err(|d| UsageError(d.render(&name)))?;
+    // What we write must load: check it the way the proxy will.
+    if let Err(errors) = policy::compile(imported.policy.clone()) {
+        let lines: Vec<String> = errors.iter().map(|d: &Diagnostic| d.render(&name)).collect();
+        return Err(UsageError(format!("the converted policy is not valid:\n{}", lines.join("\n"))).into());
+    }
+    if !g.quiet {
+        for note in &imported.notes {
+            eprintln!("{name}: not carried over: {}", output::clean(note, 400));
+        }
+    }
+    write_policy(&imported.policy, out)?;
+    if let Some(path) = out
+        && !g.quiet
+    {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(Outcome::Ok)
 }

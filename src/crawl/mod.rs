@@ -1,1 +1,101 @@
-//! Where servers come from, and crawling many of them with deadlines and retries.
+//! Crawling many servers: bounded concurrency, a deadline per server, one retry for transient failures, and
+//! a result for every server, delivered as each one finishes.
+//!
+//! The runner knows nothing about storage or output: results go out through a channel so the command can
+//! store each success in the catalogue the moment it arrives (a crash half-way keeps what was listed) and
+//! draw progress. Sources (`sources`) only produce [`crate::model::ServerSpec`]s; the MCP session lives in
+//! [`crate::mcp`].
+
+pub mod sources;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::mcp::{self, ListOptions, Listing, McpError};
+use crate::model::ServerSpec;
+
+/// How a crawl runs.
+#[derive(Debug, Clone)]
+pub struct CrawlOptions {
+    /// Servers crawled at once.
+    pub concurrency: usize,
+    /// Deadline per server and attempt.
+    pub timeout: Duration,
+    /// Attempts after a transient failure (a timeout, a dropped connection, HTTP 429/5xx).
+    pub retries: usize,
+}
+
+impl Default for CrawlOptions {
+    fn default() -> Self {
+        CrawlOptions { concurrency: default_concurrency(), timeout: Duration::from_secs(30), retries: 1 }
+    }
+}
+
+/// Twice the core count: a crawl mostly waits on servers starting, so more than one per core pays off, but
+/// each server is a process (often a node runtime) competing for the same cores.
+pub fn default_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).saturating_mul(2).clamp(2, 16)
+}
+
+/// The outcome for one server.
+#[derive(Debug, Clone)]
+pub struct CrawlResult {
+    /// Position in the input, so results can be reported in input order.
+    pub index: usize,
+    pub spec: ServerSpec,
+    pub outcome: Result<Listing, McpError>,
+    pub attempts: usize,
+    pub elapsed: Duration,
+}
+
+/// Crawl every spec; results arrive on the returned channel as they finish (one per spec).
+pub fn crawl_all(specs: Vec<ServerSpec>, options: CrawlOptions) -> mpsc::UnboundedReceiver<CrawlResult> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    for (index, spec) in specs.into_iter().enumerate() {
+        let tx = tx.clone();
+        let permits = Arc::clone(&permits);
+        let options = options.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            let result = crawl_one(index, spec, &options).await;
+            let _ = tx.send(result);
+        });
+    }
+    rx
+}
+
+/// One server, with the retry.
+pub async fn crawl_one(index: usize, spec: ServerSpec, options: &CrawlOptions) -> CrawlResult {
+    let started = Instant::now();
+    let list_options = ListOptions { timeout: options.timeout, ..ListOptions::default() };
+    let mut attempts = 0;
+    let outcome = loop {
+        attempts += 1;
+        // A panic inside one session (a bug in us or in rmcp) must become this server's error, not end the crawl.
+        let run = tokio::spawn({
+            let spec = spec.clone();
+            let list_options = list_options.clone();
+            async move { mcp::list_tools(&spec, &list_options).await }
+        });
+        let outcome = match run.await {
+            Ok(outcome) => outcome,
+            Err(e) => Err(McpError::Protocol {
+                phase: mcp::Phase::Start,
+                message: format!("the crawl of this server failed internally: {e}"),
+                stderr: String::new(),
+            }),
+        };
+        match outcome {
+            Err(e) if e.is_transient() && attempts <= options.retries => {
+                tracing::info!("{}: {e}; retrying", spec.name);
+            }
+            other => break other,
+        }
+    };
+    CrawlResult { index, spec, outcome, attempts, elapsed: started.elapsed() }
+}

@@ -1,0 +1,81 @@
+use super::*;
+
+#[test]
+fn split_command_handles_quotes_and_escapes() {
+    assert_eq!(split_command("npx -y pkg").unwrap(), ["npx", "-y", "pkg"]);
+    assert_eq!(
+        split_command(r#"python3 "my server.py" 'a b' c\ d"#).unwrap(),
+        ["python3", "my server.py", "a b", "c d"]
+    );
+    assert_eq!(split_command(r#"echo "say \"hi\"" ''"#).unwrap(), ["echo", r#"say "hi""#, ""]);
+    assert!(split_command("echo 'open").is_err());
+    assert_eq!(split_command("  ").unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn names_come_from_the_package_not_the_launcher() {
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        name_for_command("npx", &args(&["-y", "@modelcontextprotocol/server-memory@2025.4.25"])),
+        "server-memory"
+    );
+    assert_eq!(name_for_command("uvx", &args(&["mcp-server-time==2025.9.25"])), "mcp-server-time");
+    assert_eq!(name_for_command("/usr/bin/python3", &args(&["servers/shop.py"])), "shop");
+    assert_eq!(name_for_command("/opt/bin/toolwarden", &args(&["demo-server"])), "toolwarden");
+    assert_eq!(name_for_url("http://127.0.0.1:8931/mcp"), "127.0.0.1:8931");
+}
+
+#[test]
+fn headers_need_a_colon() {
+    assert_eq!(parse_header("Authorization: Bearer x:y").unwrap(), ("Authorization".into(), "Bearer x:y".into()));
+    assert!(parse_header("nocolon").is_err());
+}
+
+#[test]
+fn jsonc_comments_and_trailing_commas_are_stripped() {
+    let text = "{\n // c\n \"a\": \"x // not a comment\", /* b */ \"b\": [1, 2,],\n}";
+    let v: Value = serde_json::from_str(&strip_jsonc(text)).unwrap();
+    assert_eq!(v["a"], "x // not a comment");
+    assert_eq!(v["b"], serde_json::json!([1, 2]));
+}
+
+#[test]
+fn the_committed_schema_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/servers.schema.json");
+    let current = servers_schema();
+    if std::env::var_os("TOOLWARDEN_UPDATE_SCHEMAS").is_some() {
+        std::fs::write(&path, &current).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == current,
+        "schemas/servers.schema.json is stale; regenerate it with TOOLWARDEN_UPDATE_SCHEMAS=1 cargo test --lib schema"
+    );
+}
+
+#[test]
+fn registry_packages_become_commands_and_remotes_urls() {
+    let server: RegistryServer = serde_json::from_value(serde_json::json!({
+        "name": "io.github.example/weather",
+        "version": "1.0.0",
+        "packages": [
+            {"registryType": "npm", "identifier": "@example/weather", "version": "1.0.0",
+             "transport": {"type": "stdio"},
+             "packageArguments": [{"type": "named", "name": "--units", "value": "metric"}],
+             "environmentVariables": [{"name": "WEATHER_KEY", "isRequired": true}]},
+            {"registryType": "pypi", "identifier": "weather-mcp", "version": "1.0.0"},
+            {"registryType": "oci", "identifier": "ghcr.io/example/weather"}
+        ],
+        "remotes": [{"type": "streamable-http", "url": "https://weather.example/mcp"}, {"type": "sse", "url": "https://x/sse"}]
+    }))
+    .unwrap();
+    let (specs, notes) = registry_specs(&server);
+    let targets: Vec<String> = specs.iter().map(ServerSpec::target).collect();
+    assert_eq!(
+        targets,
+        ["npx -y @example/weather@1.0.0 --units metric", "uvx weather-mcp==1.0.0", "https://weather.example/mcp"]
+    );
+    assert!(notes.iter().any(|n| n.contains("WEATHER_KEY")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("oci")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("SSE")), "{notes:?}");
+}
