@@ -10,15 +10,22 @@
 //! dropped, so two writers cannot interleave index updates; a writer that cannot get it still writes the
 //! store (what matters) and leaves the index to be rebuilt.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::classify::Classifier;
 use crate::index::{IndexError, Opened, SearchIndex};
-use crate::model::{ChangeReport, ServerSnapshot, ServerSpec, ToolRecord};
+use crate::model::{ChangeReport, Classification, ServerSnapshot, ServerSpec, Tool, ToolRecord};
 use crate::store::{Store, StoreError};
 
 pub use crate::index::{SearchHit, SearchQuery};
 pub use crate::store::{CrawlRun, ServerDetail, ServerStats, ServerSummary, Stats, ToolDetail, ToolEvent};
+
+/// Below this many new definitions in a batch, classifying on several threads is not worth starting them.
+const PARALLEL_CLASSIFY_MIN: usize = 512;
+
+/// How long a writer waits for another process to release the index's write lock.
+const INDEX_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The directory of the search index inside the data directory.
 pub const INDEX_DIR: &str = "index";
@@ -128,7 +135,10 @@ impl Catalogue {
         let index_ok = self.take_index_lock()?;
         let (id, _) = self.store.generation()?;
         let started = std::time::Instant::now();
-        let out = self.store.ingest(snapshots, classifier.version(), &mut |tool| classifier.classify(tool))?;
+        let mut classified = self.classify_new(snapshots, classifier)?;
+        let out = self.store.ingest(snapshots, classifier.version(), &mut |tool, fingerprint| {
+            classified.remove(fingerprint).unwrap_or_else(|| classifier.classify(tool))
+        })?;
         tracing::debug!(servers = snapshots.len(), elapsed = ?started.elapsed(), "stored");
         if out.generation == out.generation_before || !index_ok {
             return Ok(out.reports);
@@ -151,23 +161,63 @@ impl Catalogue {
         Ok(out.reports)
     }
 
-    /// Take the index's write lock for this process; `false` (with a warning) when another process has it.
+    /// Classify the batch's definitions that the store has not classified with this ruleset, on every core:
+    /// the write transaction that follows is single-threaded, classification need not be.
+    fn classify_new(
+        &self,
+        snapshots: &[ServerSnapshot],
+        classifier: &Classifier,
+    ) -> Result<HashMap<String, Classification>, CatalogueError> {
+        let tools: Vec<(String, &Tool)> =
+            snapshots.iter().flat_map(|s| &s.tools).map(|t| (crate::model::fingerprint(t), t)).collect();
+        let fingerprints: Vec<String> = tools.iter().map(|(f, _)| f.clone()).collect();
+        let started = std::time::Instant::now();
+        let known = self.store.classified(&fingerprints, classifier.version())?;
+        let pending: Vec<&(String, &Tool)> = tools.iter().filter(|(f, _)| !known.contains(f)).collect();
+        tracing::debug!(tools = tools.len(), pending = pending.len(), elapsed = ?started.elapsed(), "looked up classifications");
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        if pending.len() < PARALLEL_CLASSIFY_MIN || threads < 2 {
+            // Small batches (a crawl of one server) classify inside the transaction, as they come.
+            return Ok(HashMap::new());
+        }
+        let chunk = pending.len().div_ceil(threads);
+        let results: Vec<Vec<(String, Classification)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = pending
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || part.iter().map(|(f, t)| (f.clone(), classifier.classify(t))).collect())
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        });
+        tracing::debug!(elapsed = ?started.elapsed(), "classified in parallel");
+        Ok(results.into_iter().flatten().collect())
+    }
+
+    /// Take the index's write lock for this process, waiting up to [`INDEX_LOCK_WAIT`] for another writer to
+    /// finish (as SQLite's busy timeout does for the store); `false` (with a warning) when it does not.
     fn take_index_lock(&mut self) -> Result<bool, CatalogueError> {
         if self.index_writable {
             return Ok(true);
         }
-        match self.index.begin() {
-            Ok(()) => {
-                self.index_writable = true;
-                Ok(true)
+        let deadline = std::time::Instant::now() + INDEX_LOCK_WAIT;
+        loop {
+            match self.index.begin() {
+                Ok(()) => {
+                    self.index_writable = true;
+                    return Ok(true);
+                }
+                Err(IndexError::Busy { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(IndexError::Busy { .. }) => {
+                    tracing::warn!(
+                        "another toolwarden process is writing the search index: it will be rebuilt on the next run"
+                    );
+                    return Ok(false);
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(IndexError::Busy { .. }) => {
-                tracing::warn!(
-                    "another toolwarden process is writing the search index: it will be rebuilt on the next run"
-                );
-                Ok(false)
-            }
-            Err(e) => Err(e.into()),
         }
     }
 

@@ -48,7 +48,9 @@ fn an_index_that_lags_the_store_is_rebuilt_on_open() {
     drop(catalogue);
     // Write the store behind the index's back, as a process killed before its index commit would.
     let mut store = Store::open(&dir.path().join(crate::store::DB_FILE)).unwrap();
-    store.ingest(&[snapshot("a", &[("new_tool", "")])], classifier.version(), &mut |t| classifier.classify(t)).unwrap();
+    store
+        .ingest(&[snapshot("a", &[("new_tool", "")])], classifier.version(), &mut |t, _| classifier.classify(t))
+        .unwrap();
     drop(store);
     let mut catalogue = Catalogue::open(dir.path()).unwrap();
     assert_eq!(search(&mut catalogue, "tool"), ["a/new_tool"]);

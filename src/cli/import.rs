@@ -68,7 +68,7 @@ fn expand(files: Vec<PathBuf>) -> anyhow::Result<Vec<PathBuf>> {
                 .collect();
             found.sort();
             if found.is_empty() {
-                tracing::warn!("{}: no *.json files in this directory", file.display());
+                tracing::warn!("{}: no *.json files in this directory", clean(&file.display().to_string(), 300));
             }
             out.extend(found);
         } else {
@@ -107,13 +107,14 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         let capture = match capture {
             Ok(capture) => capture,
             Err(error) => {
-                tracing::warn!("{shown}: not imported: {error}");
+                // Parser messages may quote the file's text: cleaned for the terminal, kept as they are in JSON.
+                tracing::warn!("{}: not imported: {}", clean(&shown, 300), clean(&error, 300));
                 report.failed_files.push(FailedFile { file: shown, error });
                 continue;
             }
         };
         for bad in &capture.bad {
-            tracing::warn!("{shown}: skipped {bad}");
+            tracing::warn!("{}: skipped {}", clean(&shown, 300), clean(&bad.to_string(), 300));
             report.bad_tools.push(BadToolReport {
                 file: shown.clone(),
                 index: bad.index,

@@ -100,3 +100,17 @@ fn removing_a_server_and_an_unreadable_directory() {
     assert_eq!(index.num_docs(), 0);
     assert_eq!(index.stamp(), None);
 }
+
+#[test]
+fn bounded_text_is_cut_on_a_character_boundary() {
+    assert_eq!(bounded("ééé", 3), "é");
+    assert_eq!(bounded("abc", 10), "abc");
+    let (_dir, mut index) = sample();
+    let long = "é".repeat(100_000);
+    index.add(&record(&long, Tool::named(long.clone()).with_description(long.clone()), Category::Read)).unwrap();
+    index.commit("id:3").unwrap();
+    let hits = index.search(&SearchQuery { server: Some(long.clone()), limit: 5, ..SearchQuery::default() }).unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].name, long);
+    assert_eq!(hits[0].server, long);
+}

@@ -87,7 +87,10 @@ pub struct SearchHit {
 
 #[derive(Debug, Clone, Copy)]
 struct Fields {
+    /// The server name as one exact term (bounded), for filters and deletes.
     server: Field,
+    /// The whole server name, for display.
+    server_name: Field,
     server_text: Field,
     name: Field,
     name_raw: Field,
@@ -116,7 +119,8 @@ fn schema() -> (Schema, Fields) {
         TextFieldIndexing::default().set_tokenizer(RAW_LOWER).set_index_option(IndexRecordOption::WithFreqs),
     );
     let fields = Fields {
-        server: b.add_text_field("server", STRING | STORED),
+        server: b.add_text_field("server", STRING),
+        server_name: b.add_text_field("server_name", STORED),
         server_text: b.add_text_field("server_text", stemmed(false)),
         name: b.add_text_field("name", STORED),
         name_raw: b.add_text_field("name_raw", raw_lower),
@@ -179,8 +183,16 @@ impl SearchIndex {
             std::fs::remove_dir_all(dir).map_err(io)?;
         }
         std::fs::create_dir_all(dir).map_err(io)?;
-        let index =
-            Index::create_in_dir(dir, schema).map_err(|source| IndexError::Tantivy { path: dir.into(), source })?;
+        let index = match Index::create_in_dir(dir, schema.clone()) {
+            Ok(index) => index,
+            // Another process created it between our look and our create: use theirs.
+            Err(tantivy::TantivyError::IndexAlreadyExists) => {
+                Index::open_in_dir(dir).ok().filter(|index| index.schema() == schema).ok_or_else(|| {
+                    IndexError::Tantivy { path: dir.into(), source: tantivy::TantivyError::IndexAlreadyExists }
+                })?
+            }
+            Err(source) => return Err(IndexError::Tantivy { path: dir.into(), source }),
+        };
         let opened = SearchIndex::from_index(dir, index, fields)?;
         Ok((opened, if existing { Opened::Replaced } else { Opened::Created }))
     }
@@ -233,8 +245,8 @@ impl SearchIndex {
 
     /// Remove every document (for a rebuild).
     pub fn clear(&mut self) -> Result<(), IndexError> {
-        let writer = self.writer()?;
-        writer.delete_all_documents().map_err(|source| IndexError::Tantivy { path: PathBuf::new(), source })?;
+        let path = self.dir.clone();
+        self.writer()?.delete_all_documents().map_err(|source| IndexError::Tantivy { path, source })?;
         Ok(())
     }
 
@@ -279,6 +291,7 @@ impl SearchIndex {
         let mut doc = TantivyDocument::new();
         let name = bounded(&r.tool.name, MAX_TERM_BYTES);
         doc.add_text(f.server, bounded(&r.server, MAX_TERM_BYTES));
+        doc.add_text(f.server_name, &r.server);
         doc.add_text(f.server_text, split_words(bounded(&r.server, MAX_TERM_BYTES)).join(" "));
         doc.add_text(f.name, &r.tool.name);
         doc.add_text(f.name_raw, name);
@@ -416,7 +429,7 @@ impl SearchIndex {
         let snippet = snippets.map(|g| render_snippet(&g.snippet(&description))).filter(|s| !s.is_empty());
         let snippet = snippet.unwrap_or_else(|| description.chars().take(SNIPPET_CHARS).collect());
         Ok(SearchHit {
-            server: text(f.server),
+            server: text(f.server_name),
             name: text(f.name),
             title: doc.get_first(f.title).and_then(|v| v.as_str()).map(str::to_string),
             category: Category::ALL.get(number(f.category) as usize).copied().unwrap_or(Category::Read),
@@ -437,14 +450,7 @@ fn category_code(category: Category) -> u64 {
 
 /// At most `max` bytes of `text`, cut at a character boundary.
 fn bounded(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
+    &text[..text.floor_char_boundary(max)]
 }
 
 fn render_snippet(snippet: &tantivy::snippet::Snippet) -> String {

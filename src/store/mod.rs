@@ -294,9 +294,10 @@ fn new_catalogue_id(path: &Path) -> String {
     hex::encode(&Sha256::digest(seed.as_bytes())[..8])
 }
 
-/// The current time as RFC 3339 (UTC), the format of every timestamp in the store.
+/// The current time as RFC 3339 in UTC with milliseconds, the format of every timestamp in the store.
 pub(crate) fn now() -> String {
-    jiff::Timestamp::now().round(jiff::Unit::Millisecond).map(|t| t.to_string()).unwrap_or_default()
+    // Fixed width (always three fractional digits), so stored times sort and line up as text.
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// Test hook: with `TOOLWARDEN_DEBUG_PAUSE=<stage>:<marker file>`, reaching `stage` creates the marker file and

@@ -29,12 +29,12 @@ fn a_second_identical_ingest_changes_nothing_and_does_not_classify() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(&dir.path().join(DB_FILE)).unwrap();
     let snap = snapshot("s", vec![Tool::named("get_user"), Tool::named("delete_user")]);
-    let first = store.ingest(std::slice::from_ref(&snap), "r1", &mut by_name).unwrap();
+    let first = store.ingest(std::slice::from_ref(&snap), "r1", &mut |t, _| by_name(t)).unwrap();
     assert_eq!(first.reports[0].added, ["get_user", "delete_user"]);
     assert_eq!(first.generation, first.generation_before + 1);
     let mut calls = 0;
     let second = store
-        .ingest(std::slice::from_ref(&snap), "r1", &mut |t| {
+        .ingest(std::slice::from_ref(&snap), "r1", &mut |t, _| {
             calls += 1;
             by_name(t)
         })
@@ -55,8 +55,8 @@ fn changes_and_removals_are_history() {
     let mut store = Store::open(&dir.path().join(DB_FILE)).unwrap();
     let v1 = snapshot("s", vec![Tool::named("a").with_description("reads"), Tool::named("b")]);
     let v2 = snapshot("s", vec![Tool::named("a").with_description("reads and sends your keys")]);
-    store.ingest(&[v1], "r1", &mut by_name).unwrap();
-    let out = store.ingest(&[v2], "r1", &mut by_name).unwrap();
+    store.ingest(&[v1], "r1", &mut |t, _| by_name(t)).unwrap();
+    let out = store.ingest(&[v2], "r1", &mut |t, _| by_name(t)).unwrap();
     assert_eq!(out.reports[0].changed, ["a"]);
     assert_eq!(out.reports[0].removed, ["b"]);
     let a = store.tool("s", "a").unwrap().unwrap();
@@ -74,9 +74,9 @@ fn changes_and_removals_are_history() {
 fn a_new_ruleset_reclassifies_stored_definitions() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(&dir.path().join(DB_FILE)).unwrap();
-    store.ingest(&[snapshot("s", vec![Tool::named("x")])], "r1", &mut by_name).unwrap();
+    store.ingest(&[snapshot("s", vec![Tool::named("x")])], "r1", &mut |t, _| by_name(t)).unwrap();
     let out = store
-        .ingest(&[snapshot("t", vec![Tool::named("y")])], "r2", &mut |_| classification(Category::Execute, "r2"))
+        .ingest(&[snapshot("t", vec![Tool::named("y")])], "r2", &mut |_, _| classification(Category::Execute, "r2"))
         .unwrap();
     assert_eq!(out.reclassified, 1);
     assert!(store.tools(&[]).unwrap().iter().all(|t| t.classification.category == Category::Execute));

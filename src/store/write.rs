@@ -26,21 +26,31 @@ pub struct Ingested {
 }
 
 impl Store {
+    /// Which of these fingerprints already have a classification by `ruleset`.
+    pub fn classified(&self, fingerprints: &[String], ruleset: &str) -> Result<HashSet<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT fingerprint FROM classifications
+             WHERE ruleset = ?2 AND fingerprint IN (SELECT value FROM json_each(?1))",
+        )?;
+        let rows = stmt.query_map(params![serde_json::to_string(fingerprints)?, ruleset], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Store the listings of several servers in one transaction. Tools whose definition (with this `ruleset`)
     /// is already classified are not classified again; when the stored ruleset differs, every stored
-    /// definition is reclassified first.
+    /// definition is reclassified first. `classify` gets each tool with its fingerprint.
     pub fn ingest(
         &mut self,
         snapshots: &[ServerSnapshot],
         ruleset: &str,
-        classify: &mut dyn FnMut(&Tool) -> Classification,
+        classify: &mut dyn FnMut(&Tool, &str) -> Classification,
     ) -> Result<Ingested, StoreError> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let generation_before = read_generation(&tx)?;
         let now = now();
         let stale: bool =
             tx.query_row("SELECT EXISTS(SELECT 1 FROM classifications WHERE ruleset <> ?1)", [ruleset], |r| r.get(0))?;
-        let reclassified = if stale { reclassify_in(&tx, ruleset, classify, &now)? } else { 0 };
+        let reclassified = if stale { reclassify_in(&tx, ruleset, &mut |t| classify(t, ""), &now)? } else { 0 };
         let mut reports = Vec::with_capacity(snapshots.len());
         let mut touched = Vec::new();
         for snapshot in snapshots {
@@ -126,7 +136,7 @@ fn ingest_one(
     tx: &Transaction<'_>,
     snapshot: &ServerSnapshot,
     ruleset: &str,
-    classify: &mut dyn FnMut(&Tool) -> Classification,
+    classify: &mut dyn FnMut(&Tool, &str) -> Classification,
     now: &str,
 ) -> Result<ChangeReport, StoreError> {
     let server_id = upsert_server(tx, &snapshot.server, snapshot.spec.as_ref(), snapshot.info.as_ref(), now)?;
@@ -161,7 +171,7 @@ fn ingest_one(
     for tool in &snapshot.tools {
         if !seen.insert(tool.name.as_str()) {
             // A server listing one name twice is broken; the first definition is the one clients would see.
-            tracing::warn!(server = %snapshot.server, "tool {:?} is listed more than once; keeping the first", tool.name);
+            tracing::warn!(server = ?snapshot.server, "tool {:?} is listed more than once; keeping the first", tool.name);
             continue;
         }
         let body = canonical_json(&serde_json::to_value(tool)?);
@@ -170,7 +180,7 @@ fn ingest_one(
         let stored: Option<String> =
             if new_definition { None } else { classified_with.query_row([&fingerprint], |r| r.get(0)).optional()? };
         if stored.as_deref() != Some(ruleset) {
-            let classification = classify(tool);
+            let classification = classify(tool, &fingerprint);
             write_classification(tx, &fingerprint, ruleset, &classification, now)?;
         }
         let (kind, before) = match previous.get(&tool.name) {

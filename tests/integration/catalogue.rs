@@ -115,6 +115,17 @@ fn risk_and_category_filters_agree_with_the_catalogue() {
         let got = env.json(["search", "--category", category, "--limit", "100", "--format", "json"]);
         assert_eq!(got.as_array().unwrap().len(), expected, "--category {category}");
     }
+    // What search shows is what the catalogue holds: the same classification and evidence.
+    for hit in env.json(["search", "--limit", "100", "--format", "json"]).as_array().unwrap() {
+        let record = records
+            .iter()
+            .find(|r| r["server"] == hit["server"] && r["tool"]["name"] == hit["name"])
+            .unwrap_or_else(|| panic!("{hit} not exported"));
+        let c = &record["classification"];
+        assert_eq!((&hit["category"], &hit["risk"]), (&c["category"], &c["risk"]), "{hit}");
+        assert_eq!(hit["evidence"], c["evidence"], "{hit}");
+        assert_eq!(hit["fingerprint"], record["fingerprint"], "{hit}");
+    }
     // An empty query lists by risk, most severe first.
     let listed = env.json(["search", "--limit", "100", "--format", "json"]);
     let risks: Vec<usize> = listed.as_array().unwrap().iter().map(|h| rank(h["risk"].as_str().unwrap())).collect();
@@ -465,4 +476,63 @@ fn a_file_that_is_not_a_capture_is_reported_and_the_others_imported() {
     ]);
     assert_eq!(out["servers"][0]["server"], "joined");
     assert_eq!(out["servers"][0]["added"].as_array().unwrap().len(), 8);
+}
+
+#[test]
+fn a_rules_update_reclassifies_the_catalogue() {
+    let env = Env::new();
+    import_fixtures(&env);
+    let builtin: Vec<String> =
+        exported(&env).iter().map(|r| r["classification"]["ruleset"].as_str().unwrap().to_string()).collect();
+    assert!(builtin.windows(2).all(|w| w[0] == w[1]), "{builtin:?}");
+
+    // The same rules with one local edit: another ruleset version.
+    let rules = env.path("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    for entry in std::fs::read_dir(crate::util::repo().join("data/rules")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, rules.join(path.file_name().unwrap())).unwrap();
+    }
+    let edited = rules.join("actions.toml");
+    let mut text = std::fs::read_to_string(&edited).unwrap();
+    text.push_str("\n# a local edit\n");
+    std::fs::write(&edited, text).unwrap();
+
+    let out = env.json(["--rules", rules.to_str().unwrap(), "index", "rebuild", "--format", "json"]);
+    assert_eq!(out["reclassified"], 8, "{out}");
+    assert_eq!(out["tools"], 8);
+    let records = exported(&env);
+    let local = records[0]["classification"]["ruleset"].as_str().unwrap().to_string();
+    assert_ne!(local, builtin[0]);
+    assert!(records.iter().all(|r| r["classification"]["ruleset"] == local.as_str()));
+    // Nothing to do the second time; and an import with the built-in rules brings them back.
+    let again = env.json(["--rules", rules.to_str().unwrap(), "index", "rebuild", "--format", "json"]);
+    assert_eq!(again["reclassified"], 0);
+    let report = env.json(["import", "--format", "json", fixture("catalogue/shop.json").to_str().unwrap()]);
+    assert_eq!(report["servers"][0]["unchanged"], 4);
+    assert!(exported(&env).iter().all(|r| r["classification"]["ruleset"] == builtin[0].as_str()));
+    // The index follows the classifications: search shows the same rulesets' verdicts as the store.
+    let hits = env.json(["search", "--limit", "100", "--format", "json"]);
+    assert_eq!(hits.as_array().unwrap().len(), 8);
+}
+
+#[test]
+fn concurrent_imports_all_land_and_the_index_keeps_up() {
+    let env = Env::new();
+    let files: Vec<PathBuf> = (0..4)
+        .map(|s| {
+            let tools: Vec<Value> = (0..500)
+                .map(|i| json!({"name": format!("tool_{s}_{i}"), "description": format!("Archives record {i}")}))
+                .collect();
+            env.write(&format!("srv{s}.json"), serde_json::to_vec(&tools).unwrap())
+        })
+        .collect();
+    let children: Vec<Child> = files.iter().map(|f| spawn(&env, &["import", f.to_str().unwrap()], None)).collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let stats = env.json(["stats", "--format", "json"]);
+    assert_eq!((stats["servers"].as_u64(), stats["tools"].as_u64()), (Some(4), Some(2000)));
+    let hits = env.json(["search", "archives", "--limit", "5000", "--format", "json"]);
+    assert_eq!(hits.as_array().unwrap().len(), 2000);
 }
