@@ -147,15 +147,19 @@ fn main() {
     println!("  per server: baseline (raw exchange) vs crawler, overhead = crawler - baseline");
     let mut overheads = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
-        let b = median(baseline[i].clone());
-        let c = median(crawler[i].clone());
+        let b = median(baseline[i].iter().map(|x| x.1).collect());
+        let b_init = median(baseline[i].iter().map(|x| x.0).collect());
+        let c = median(crawler[i].iter().map(|x| x.0).collect());
+        let c_init = median(crawler[i].iter().map(|x| x.1).collect());
         let overhead = ms(c) - ms(b);
         overheads.push(overhead);
         println!(
-            "    {:<12} baseline {:7.1} ms   crawler {:7.1} ms   overhead {:+6.1} ms",
+            "    {:<12} baseline {:7.1} ms (initialized at {:6.1})   crawler {:7.1} ms (initialized at {:6.1})   overhead {:+6.1} ms",
             spec.name,
             ms(b),
+            ms(b_init),
             ms(c),
+            ms(c_init),
             overhead
         );
     }
