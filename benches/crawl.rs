@@ -36,6 +36,9 @@ fn servers() -> Vec<ServerSpec> {
         },
     };
     vec![
+        // Our own demo server starts in a few milliseconds, so its row measures the crawler's overhead
+        // with almost no start-up noise around it.
+        stdio("demo", env!("CARGO_BIN_EXE_toolwarden").to_string(), vec!["demo-server".into()], vec![]),
         stdio("everything", var("TOOLWARDEN_TEST_EVERYTHING"), vec!["stdio".into()], vec![]),
         stdio("filesystem", var("TOOLWARDEN_TEST_FILESYSTEM"), vec![scratch.display().to_string()], vec![]),
         stdio(
@@ -127,15 +130,25 @@ fn main() {
     let (mut sequential, mut concurrent) = (Vec::new(), Vec::new());
     let mut baseline: Vec<Vec<(Duration, Duration)>> = vec![Vec::new(); specs.len()];
     let mut crawler: Vec<Vec<(Duration, Duration)>> = vec![Vec::new(); specs.len()];
-    for _ in 0..rounds {
+    for round in 0..rounds {
+        // Baseline and crawler alternate per server, in swapped order every round, so machine noise and
+        // warm caches hit both alike.
         for (i, spec) in specs.iter().enumerate() {
-            baseline[i].push(raw_listing(spec));
+            let crawl = || {
+                let options = CrawlOptions { concurrency: 1, timeout: Duration::from_secs(60), retries: 0 };
+                let result = runtime.block_on(crawl::crawl_one(i, spec.clone(), &options));
+                let listing = result.outcome.unwrap_or_else(|e| panic!("{}: {e}", spec.name));
+                (result.elapsed, listing.startup)
+            };
+            if round % 2 == 0 {
+                baseline[i].push(raw_listing(spec));
+                crawler[i].push(crawl());
+            } else {
+                crawler[i].push(crawl());
+                baseline[i].push(raw_listing(spec));
+            }
         }
-        let (total, per) = crawl_all(&runtime, &specs, 1);
-        sequential.push(total);
-        for (i, d) in per.into_iter().enumerate() {
-            crawler[i].push(d);
-        }
+        sequential.push(crawl_all(&runtime, &specs, 1).0);
         concurrent.push(crawl_all(&runtime, &specs, 4).0);
     }
     let seq = median(sequential);
