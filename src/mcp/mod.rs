@@ -253,8 +253,11 @@ where
         warnings.push("the server sent tools/list_changed while we listed; listed again".to_string());
     };
     let listing = list_started.elapsed();
-    // Closing politely lets the server exit on its own; the process group is killed regardless.
-    let _ = tokio::time::timeout(Duration::from_millis(200), running.cancel()).await;
+    // Close in the background: the listing is complete, and the process group is killed right after anyway,
+    // so waiting for a polite shutdown would only add to every server's time.
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(2), running.cancel()).await;
+    });
     Ok(Listing { info, tools, list_extra, warnings, startup, listing })
 }
 
@@ -417,4 +420,44 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_failures_become_statuses_or_connection_errors() {
+        let url = "http://h/mcp";
+        let status = |m: &str| match http_error(url, Phase::Initialize, m.to_string()) {
+            McpError::Http { status, .. } => Some(status),
+            _ => None,
+        };
+        assert_eq!(status("Send message error: UnexpectedServerResponse(\"HTTP 401 Unauthorized\")"), Some(401));
+        assert_eq!(status("Auth required"), Some(401));
+        assert_eq!(status("HTTP 403 Forbidden: Invalid Host"), Some(403));
+        assert_eq!(status("Session expired (HTTP 404)"), Some(404));
+        assert!(matches!(
+            http_error(url, Phase::Initialize, "error sending request for url".into()),
+            McpError::Connect { .. }
+        ));
+        assert!(matches!(http_error(url, Phase::ToolsList, "bad frame".into()), McpError::Protocol { .. }));
+    }
+
+    #[test]
+    fn only_timeouts_connections_and_server_errors_are_retried() {
+        let timeout = McpError::Timeout { phase: Phase::Initialize, secs: 1.0, stderr: String::new() };
+        assert!(timeout.is_transient());
+        assert!(McpError::Http { status: 503, url: String::new() }.is_transient());
+        assert!(!McpError::Http { status: 401, url: String::new() }.is_transient());
+        assert!(!McpError::Exited { code: Some(1), stderr: String::new() }.is_transient());
+        assert!(!McpError::CommandNotFound { command: "x".into() }.is_transient());
+    }
+
+    #[test]
+    fn errors_quote_stderr_on_their_own_lines() {
+        let e = McpError::Exited { code: Some(3), stderr: "boom\nbang".into() };
+        assert_eq!(e.to_string(), "exited with code 3; last stderr lines:\nboom\nbang");
+        assert_eq!(McpError::Exited { code: None, stderr: String::new() }.to_string(), "exited with a signal");
+    }
 }

@@ -389,3 +389,7 @@ pub(crate) fn spawn(
     let transport = StdioTransport::new(stdin, stdout, Arc::clone(&tap), max_line);
     Ok(Child { transport, stderr, stderr_done, tap, handle: ChildHandle { child: Some(child) } })
 }
+
+#[cfg(test)]
+#[path = "stdio_tests.rs"]
+mod tests;
