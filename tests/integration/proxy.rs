@@ -22,6 +22,11 @@ struct StdioProxy {
 
 impl StdioProxy {
     fn start(env: &Env, policy: &str, extra: &[&str]) -> StdioProxy {
+        StdioProxy::start_with(env, policy, extra, true)
+    }
+
+    /// `fixture`: check that the server behind the proxy is the python fixture.
+    fn start_with(env: &Env, policy: &str, extra: &[&str], fixture_server: bool) -> StdioProxy {
         let policy = env.write("policy.json", policy);
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("toolwarden"));
         cmd.current_dir(env.dir.path())
@@ -31,8 +36,7 @@ impl StdioProxy {
             .arg("--policy")
             .arg(&policy)
             .args(extra)
-            .args(["--", "python3"])
-            .arg(fixture("proxy/server.py"))
+            .args(if extra.contains(&"--upstream") { vec![] } else { server_args() })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -53,7 +57,10 @@ impl StdioProxy {
             "initialize",
             json!({"protocolVersion":"2025-06-18","capabilities":{"sampling":{}},"clientInfo":{"name":"test","version":"1"}}),
         );
-        assert_eq!(init["result"]["serverInfo"]["name"], json!("proxy-fixture"), "{init}");
+        if fixture_server {
+            assert_eq!(init["result"]["serverInfo"]["name"], json!("proxy-fixture"), "{init}");
+        }
+        assert!(init.get("result").is_some(), "{init}");
         proxy.send_raw(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
         proxy
     }
@@ -274,4 +281,335 @@ fn a_policy_with_features_this_build_cannot_enforce_stops_the_start() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("loading the policy") && stderr.contains("deny_if"), "{stderr}");
+}
+
+/// A proxy serving Streamable HTTP on a free loopback port.
+struct HttpProxy {
+    child: Child,
+    url: String,
+}
+
+impl HttpProxy {
+    /// `upstream`: the args after the policy (`["--", "python3", …]` or `["--upstream", URL]`).
+    fn start(env: &Env, name: &str, policy: &str, args: &[&str]) -> HttpProxy {
+        let policy = env.write(&format!("{name}.json"), policy);
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("toolwarden"))
+            .current_dir(env.dir.path())
+            .env("TOOLWARDEN_DATA_DIR", env.data_dir())
+            .env("CALL_LOG", env.path("calls.log"))
+            .args(["proxy", "--listen", "127.0.0.1:0", "--policy"])
+            .arg(&policy)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the proxy");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let url = loop {
+            line.clear();
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "the proxy exited before listening");
+            if let Some(rest) = line.trim().strip_prefix("toolwarden proxy listening on ") {
+                break rest.to_string();
+            }
+        };
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        HttpProxy { child, url }
+    }
+}
+
+impl Drop for HttpProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn server_args() -> Vec<String> {
+    vec!["--".into(), "python3".into(), fixture("proxy/server.py").display().to_string()]
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+const ALLOW_ALL: &str = r#"{"version": "1", "default": "allow"}"#;
+
+/// A minimal Streamable HTTP MCP client.
+struct McpHttp {
+    http: reqwest::Client,
+    url: String,
+    session: Option<String>,
+    token: Option<String>,
+}
+
+/// An open answer stream: SSE events (or one JSON body) read as they come.
+struct Answer {
+    response: reqwest::Response,
+    buf: String,
+    json: bool,
+    done: bool,
+}
+
+impl Answer {
+    async fn next(&mut self) -> Option<Value> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let event: String = self.buf.drain(..end + 2).collect();
+                let data: Vec<&str> =
+                    event.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
+                if !data.is_empty() {
+                    return Some(serde_json::from_str(&data.join("\n")).unwrap());
+                }
+                continue;
+            }
+            if self.done {
+                return None;
+            }
+            match tokio::time::timeout(PATIENCE, self.response.chunk()).await.expect("the proxy answered").unwrap() {
+                Some(chunk) => self.buf.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n")),
+                None if self.json && !self.buf.trim().is_empty() => {
+                    self.done = true;
+                    return Some(serde_json::from_str(&std::mem::take(&mut self.buf)).unwrap());
+                }
+                None => self.done = true,
+            }
+        }
+    }
+
+    async fn all(mut self) -> Vec<Value> {
+        let mut out = Vec::new();
+        while let Some(v) = self.next().await {
+            out.push(v);
+        }
+        out
+    }
+}
+
+impl McpHttp {
+    fn new(url: &str, token: Option<&str>) -> McpHttp {
+        McpHttp { http: reqwest::Client::new(), url: url.into(), session: None, token: token.map(String::from) }
+    }
+
+    async fn post(&self, msg: &Value) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(msg.to_string());
+        if let Some(s) = &self.session {
+            req = req.header("mcp-session-id", s);
+        }
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        req.send().await.unwrap()
+    }
+
+    async fn open(&self, msg: &Value) -> Answer {
+        let response = self.post(msg).await;
+        assert!(response.status().is_success(), "HTTP {}", response.status());
+        let json =
+            response.headers().get("content-type").is_some_and(|v| v.to_str().unwrap().starts_with("application/json"));
+        Answer { response, buf: String::new(), json, done: false }
+    }
+
+    async fn initialize(&mut self) -> Value {
+        let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18",
+            "capabilities":{"sampling":{}},"clientInfo":{"name":"test","version":"1"}}});
+        let response = self.post(&init).await;
+        assert!(response.status().is_success(), "HTTP {}", response.status());
+        self.session = response.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_string());
+        let json =
+            response.headers().get("content-type").is_some_and(|v| v.to_str().unwrap().starts_with("application/json"));
+        let answer = Answer { response, buf: String::new(), json, done: false }.all().await;
+        let status = self.post(&json!({"jsonrpc":"2.0","method":"notifications/initialized"})).await.status();
+        assert_eq!(status.as_u16(), 202);
+        answer.into_iter().last().unwrap()
+    }
+
+    async fn request(&self, id: u64, method: &str, params: Value) -> Value {
+        let msgs = self.open(&json!({"jsonrpc":"2.0","id":id,"method":method,"params":params})).await.all().await;
+        msgs.into_iter().find(|m| m["id"] == json!(id) && m.get("method").is_none()).expect("an answer")
+    }
+
+    async fn call(&self, id: u64, tool: &str) -> Value {
+        self.request(id, "tools/call", json!({"name": tool, "arguments": {}})).await
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+fn tool_names(list: &Value) -> Vec<String> {
+    list["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+}
+
+/// Everything a client does through one proxy path: filtered list, refusal, a call with a notification,
+/// and a sampling request relayed from the server to the client and back.
+async fn exercise(client: &mut McpHttp) {
+    let init = client.initialize().await;
+    assert_eq!(init["result"]["serverInfo"]["name"], json!("proxy-fixture"), "{init}");
+    let list = client.request(1, "tools/list", json!({})).await;
+    assert_eq!(tool_names(&list), ["echo", "fail", "ask", "hang", "crash", "chatty"]);
+    let refused = client.call(2, "nuke").await;
+    assert_eq!(text(&refused), "Refused by toolwarden: Destructive: nukes everything");
+    let msgs = client
+        .open(&json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"a":1}}}))
+        .await
+        .all()
+        .await;
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert_eq!(msgs[0]["method"], json!("notifications/message"));
+    assert_eq!(text(&msgs[1]), r#"{"a": 1}"#);
+    let mut answer = client.open(&json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"ask"}})).await;
+    let sampling = answer.next().await.unwrap();
+    assert_eq!(sampling["method"], json!("sampling/createMessage"), "{sampling}");
+    let reply = json!({"jsonrpc":"2.0","id":sampling["id"],"result":{"role":"assistant","model":"m","content":{"type":"text","text":"yes"}}});
+    assert_eq!(client.post(&reply).await.status().as_u16(), 202);
+    let result = answer.next().await.unwrap();
+    assert_eq!(text(&result), "the client said: yes");
+}
+
+#[test]
+fn http_frontend_with_a_stdio_server() {
+    let env = Env::new();
+    let proxy = HttpProxy::start(&env, "p", POLICY, &strs(&server_args()));
+    runtime().block_on(async {
+        let mut client = McpHttp::new(&proxy.url, None);
+        exercise(&mut client).await;
+        let gone = client
+            .http
+            .delete(&proxy.url)
+            .header("mcp-session-id", client.session.clone().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(gone.status().as_u16(), 204);
+        assert_eq!(client.post(&json!({"jsonrpc":"2.0","id":9,"method":"ping"})).await.status().as_u16(), 404);
+    });
+    assert_eq!(calls_received(&env), ["echo", "ask"]);
+}
+
+#[test]
+fn stdio_frontend_with_an_http_server() {
+    // The HTTP server is a second proxy (allowing everything) in front of the fixture.
+    let env = Env::new();
+    let inner = HttpProxy::start(&env, "inner", ALLOW_ALL, &strs(&server_args()));
+    let mut proxy = StdioProxy::start(&env, POLICY, &["--upstream", &inner.url]);
+    let list = proxy.request("tools/list", json!({}));
+    assert_eq!(tool_names(&list), ["echo", "fail", "ask", "hang", "crash", "chatty"]);
+    assert!(text(&proxy.call("nuke", json!({}))).starts_with("Refused by toolwarden"));
+    let id = proxy.send("tools/call", json!({"name": "echo", "arguments": {"b": 2}}));
+    let (answer, before) = proxy.answer(id);
+    assert_eq!(text(&answer), r#"{"b": 2}"#);
+    assert_eq!(before[0]["method"], json!("notifications/message"));
+    let id = proxy.send("tools/call", json!({"name": "ask", "arguments": {}}));
+    let sampling = proxy.recv();
+    assert_eq!(sampling["method"], json!("sampling/createMessage"), "{sampling}");
+    proxy.send_raw(&json!({"jsonrpc":"2.0","id":sampling["id"],"result":{"role":"assistant","model":"m","content":{"type":"text","text":"ok"}}}).to_string());
+    assert_eq!(text(&proxy.answer(id).0), "the client said: ok");
+    let (ok, _) = proxy.finish();
+    assert!(ok);
+    assert_eq!(calls_received(&env), ["echo", "ask"]);
+}
+
+#[test]
+fn http_frontend_with_an_http_server() {
+    let env = Env::new();
+    let inner = HttpProxy::start(&env, "inner", ALLOW_ALL, &strs(&server_args()));
+    let proxy = HttpProxy::start(&env, "outer", POLICY, &["--upstream", &inner.url, "--header", "X-Test: 1"]);
+    runtime().block_on(async { exercise(&mut McpHttp::new(&proxy.url, None)).await });
+    assert_eq!(calls_received(&env), ["echo", "ask"]);
+}
+
+#[test]
+fn http_frontend_checks_host_origin_tokens_and_size() {
+    let env = Env::new();
+    env.write("tokens.json", r#"{"alice-token-0123456789": "alice", "bob-token-0123456789ab": "bob"}"#);
+    let mut args = vec!["--auth-tokens", "tokens.json", "--audit", "audit.jsonl", "--max-message", "2000"];
+    let server = server_args();
+    args.extend(strs(&server));
+    let proxy = HttpProxy::start(&env, "p", POLICY, &args);
+    runtime().block_on(async {
+        let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+        let anonymous = McpHttp::new(&proxy.url, None);
+        let response = anonymous.post(&init).await;
+        assert_eq!(response.status().as_u16(), 401);
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        assert_eq!(McpHttp::new(&proxy.url, Some("wrong-token-0123456789")).post(&init).await.status().as_u16(), 401);
+
+        let rebinding = anonymous.http.post(&proxy.url).header("host", "attacker.example").body(init.to_string()).send().await.unwrap();
+        assert_eq!(rebinding.status().as_u16(), 403);
+        let origin = anonymous.http.post(&proxy.url).header("origin", "http://attacker.example").body(init.to_string()).send().await.unwrap();
+        assert_eq!(origin.status().as_u16(), 403);
+
+        let mut alice = McpHttp::new(&proxy.url, Some("alice-token-0123456789"));
+        alice.initialize().await;
+        assert_eq!(text(&alice.call(1, "echo").await), "{}");
+        // Bob cannot ride on Alice's session.
+        let mut bob = McpHttp::new(&proxy.url, Some("bob-token-0123456789ab"));
+        bob.session = alice.session.clone();
+        assert_eq!(bob.post(&json!({"jsonrpc":"2.0","id":5,"method":"ping"})).await.status().as_u16(), 403);
+
+        let big = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"x":"y".repeat(4000)}}});
+        assert_eq!(alice.post(&big).await.status().as_u16(), 413);
+    });
+    let audit = std::fs::read_to_string(env.path("audit.jsonl")).unwrap();
+    let record: Value = serde_json::from_str(audit.lines().next().unwrap()).unwrap();
+    assert_eq!(record["identity"], json!("alice"));
+    assert_eq!(record["decision"], json!("allow"));
+    assert_eq!(calls_received(&env), ["echo"]);
+}
+
+/// A real third-party server over Streamable HTTP, when the npm test dependencies are installed
+/// (`npm install --prefix /tmp/mcpdeps @modelcontextprotocol/server-everything`, or `TOOLWARDEN_TEST_NODE_MODULES`).
+#[test]
+fn server_everything_over_http_through_the_proxy() {
+    let modules = std::env::var("TOOLWARDEN_TEST_NODE_MODULES").unwrap_or_else(|_| "/tmp/mcpdeps/node_modules".into());
+    let script = std::path::Path::new(&modules).join("@modelcontextprotocol/server-everything/dist/index.js");
+    if !script.exists() {
+        eprintln!("skipped: {} is not installed", script.display());
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = Command::new("node")
+        .arg(&script)
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until it accepts connections (bounded: a hang guard, not a timing assertion).
+    let mut tries = 0;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        tries += 1;
+        assert!(tries < 400 && server.try_wait().unwrap().is_none(), "server-everything did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let env = Env::new();
+    let policy =
+        r#"{"version":"1","default":"allow","hide":["get-env"],"tools":{"echo":{"action":"deny","reason":"no echo"}}}"#;
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let mut proxy = StdioProxy::start_with(&env, policy, &["--upstream", &url], false);
+    let list = proxy.request("tools/list", json!({}));
+    let names = tool_names(&list);
+    assert!(
+        names.contains(&"get-sum".to_string())
+            && !names.contains(&"echo".to_string())
+            && !names.contains(&"get-env".to_string()),
+        "{names:?}"
+    );
+    assert!(text(&proxy.call("echo", json!({"message": "x"}))).starts_with("Refused by toolwarden: no echo"));
+    let sum = proxy.call("get-sum", json!({"a": 2, "b": 3}));
+    assert!(text(&sum).contains('5'), "{sum}");
+    let resources = proxy.request("resources/list", json!({}));
+    assert!(resources["result"]["resources"].as_array().is_some_and(|r| !r.is_empty()), "{resources}");
+    drop(proxy);
+    let _ = server.kill();
+    let _ = server.wait();
 }
