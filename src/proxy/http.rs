@@ -189,6 +189,10 @@ pub(super) async fn serve(config: Config, addr: SocketAddr) -> Result<(), ProxyE
     let bound = listener.local_addr().map_err(|source| ProxyError::Listen { addr, source })?;
     // The one line a supervisor (or a test) needs; on stderr like all our logs.
     eprintln!("toolwarden proxy listening on http://{bound}/mcp");
+    // SSE answers are small writes; without TCP_NODELAY, Nagle and delayed ACKs hold each for ~40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router).await.map_err(|source| ProxyError::Listen { addr: bound, source })
 }
 
