@@ -14,8 +14,10 @@ use anyhow::Context;
 
 use super::{Globals, Outcome, UsageError};
 use crate::proxy::audit::Audit;
-use crate::proxy::counters::MemoryCounters;
+use crate::proxy::counters::{CounterStore, MemoryCounters};
 use crate::proxy::file_gate::FileGate;
+use crate::proxy::gate::Gate;
+use crate::proxy::reload::ReloadingGate;
 use crate::proxy::upstream::UpstreamSpec;
 
 #[derive(Debug, clap::Args)]
@@ -80,17 +82,25 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     if !(args.call_timeout > 0.0 && args.call_timeout.is_finite()) {
         return Err(UsageError("--call-timeout must be a positive number of seconds".into()).into());
     }
-    let gate = FileGate::load(&args.policy, Arc::new(MemoryCounters::new())).context("loading the policy")?;
-    let audit = match &args.audit {
+    let audit = Arc::new(match &args.audit {
         Some(path) => Audit::open(path, args.audit_args)?,
         None => Audit::disabled(),
+    });
+    // Counters outlive policy versions: a reload must not reset anyone's limits.
+    let counters: Arc<dyn CounterStore> = Arc::new(MemoryCounters::new());
+    let loader = move |path: &std::path::Path| -> Result<Arc<dyn Gate>, String> {
+        let gate = FileGate::load(path, Arc::clone(&counters)).map_err(|e| e.to_string())?;
+        Ok(Arc::new(gate))
     };
+    let gate = ReloadingGate::watch(args.policy.clone(), Box::new(loader), Arc::clone(&audit))
+        .map_err(anyhow::Error::msg)
+        .context("loading the policy")?;
     let auth_tokens = args.auth_tokens.as_deref().map(load_tokens).transpose()?;
     let config = crate::proxy::Config {
         upstream,
         listen,
-        gate: Arc::new(gate),
-        audit: Arc::new(audit),
+        gate,
+        audit,
         call_timeout: Duration::from_secs_f64(args.call_timeout),
         max_message: args.max_message,
         auth_tokens,

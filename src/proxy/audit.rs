@@ -90,6 +90,20 @@ impl Audit {
     }
 }
 
+impl Audit {
+    /// A line about the proxy itself (a policy reload), not about a call.
+    pub fn event(&self, event: &str, ok: bool, message: &str) {
+        let Some(file) = &self.file else { return };
+        let record = serde_json::json!({"time": timestamp(), "event": event, "ok": ok, "message": message});
+        let mut line = record.to_string().into_bytes();
+        line.push(b'\n');
+        let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = file.write_all(&line) {
+            tracing::error!("writing audit log: {e}");
+        }
+    }
+}
+
 /// The current time as RFC 3339 UTC.
 pub fn timestamp() -> String {
     jiff::Timestamp::now().to_string()

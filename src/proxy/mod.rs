@@ -16,6 +16,7 @@ pub mod http;
 pub mod limits;
 pub mod lines;
 pub mod relay;
+pub mod reload;
 pub mod session;
 mod stdio;
 pub mod upstream;

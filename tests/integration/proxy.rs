@@ -613,3 +613,53 @@ fn server_everything_over_http_through_the_proxy() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+#[test]
+fn policy_reload_applies_to_the_next_call_and_a_broken_version_is_ignored() {
+    let env = Env::new();
+    let mut proxy = StdioProxy::start(&env, ALLOW_ALL, &["--audit", "audit.jsonl"]);
+    // A call in flight while the policy changes keeps the decision it got.
+    let in_flight = proxy.send("tools/call", json!({"name": "ask", "arguments": {}}));
+    let sampling = proxy.recv();
+    assert_eq!(sampling["method"], json!("sampling/createMessage"));
+    env.write(
+        "policy.json",
+        r#"{"version":"1","default":"deny","tools":{"echo":{"action":"deny","reason":"no more echo"}}}"#,
+    );
+    // Reload is asynchronous: poll (bounded) until the new version answers.
+    let mut refused = None;
+    for _ in 0..200 {
+        let answer = proxy.call("echo", json!({}));
+        if answer["result"]["isError"] == json!(true) {
+            refused = Some(answer);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let refused = refused.expect("the new policy took effect");
+    assert_eq!(text(&refused), "Refused by toolwarden: no more echo");
+    let ask = proxy.call("ask", json!({}));
+    assert_eq!(text(&ask), "Refused by toolwarden: tool `ask` is not allowed by policy (default: deny)");
+    proxy.send_raw(&json!({"jsonrpc":"2.0","id":sampling["id"],"result":{"role":"assistant","model":"m","content":{"type":"text","text":"late"}}}).to_string());
+    assert_eq!(text(&proxy.answer(in_flight).0), "the client said: late");
+
+    env.write("policy.json", r#"{"version":"1","default":"allow","tools":{"echo":{"action":"sometimes"}}}"#);
+    let mut reported = false;
+    for _ in 0..200 {
+        let audit = std::fs::read_to_string(env.path("audit.jsonl")).unwrap_or_default();
+        let failed_reload = |l: &str| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["event"] == json!("policy_reload") && v["ok"] == json!(false)
+        };
+        if audit.lines().any(failed_reload) {
+            reported = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(reported, "the broken policy was reported in the audit log");
+    assert_eq!(text(&proxy.call("echo", json!({}))), "Refused by toolwarden: no more echo");
+    let (ok, stderr) = proxy.finish();
+    assert!(ok);
+    assert!(stderr.contains("policy not reloaded") && stderr.contains("sometimes"), "{stderr}");
+}
