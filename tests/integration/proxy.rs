@@ -663,3 +663,43 @@ fn policy_reload_applies_to_the_next_call_and_a_broken_version_is_ignored() {
     assert!(ok);
     assert!(stderr.contains("policy not reloaded") && stderr.contains("sometimes"), "{stderr}");
 }
+
+#[test]
+fn thirty_two_concurrent_http_callers_get_exactly_the_limit() {
+    let env = Env::new();
+    let policy = r#"{"version":"1","default":"allow",
+      "tools":{"echo":{"limits":[{"counter":"echo_total","window":"day","max":10,"scope":"global"}]}}}"#;
+    let proxy = HttpProxy::start(&env, "p", policy, &strs(&server_args()));
+    let results: Vec<Value> = runtime().block_on(async {
+        let mut clients = Vec::new();
+        for _ in 0..32 {
+            let mut client = McpHttp::new(&proxy.url, None);
+            client.initialize().await;
+            clients.push(client);
+        }
+        let calls = clients.iter().enumerate().map(|(i, c)| c.call(i as u64 + 1, "echo"));
+        futures_util::future::join_all(calls).await
+    });
+    let allowed = results.iter().filter(|r| r["result"]["isError"] == json!(false)).count();
+    let refused = results.iter().filter(|r| text(r).contains("limit `echo_total` reached")).count();
+    assert_eq!((allowed, refused), (10, 22));
+    assert_eq!(calls_received(&env).len(), 10);
+}
+
+#[test]
+fn spend_caps_are_refunded_when_the_call_fails() {
+    let env = Env::new();
+    let policy = r#"{"version":"1","default":"allow","tools":{
+      "fail":{"limits":[{"counter":"fail_spend","window":"day","max":100,"increment_from":"args.amount"}]},
+      "echo":{"limits":[{"counter":"echo_spend","window":"day","max":100,"increment_from":"args.amount"}]}}}"#;
+    let mut proxy = StdioProxy::start(&env, policy, &[]);
+    // `fail` always reports isError: its 60 is refunded each time, so the cap of 100 never fills.
+    for _ in 0..3 {
+        assert_eq!(text(&proxy.call("fail", json!({"amount": 60}))), "failed on purpose");
+    }
+    assert_eq!(text(&proxy.call("echo", json!({"amount": 60}))), r#"{"amount": 60}"#);
+    assert!(text(&proxy.call("echo", json!({"amount": 60}))).contains("limit `echo_spend` reached"));
+    assert!(text(&proxy.call("echo", json!({}))).contains("counts `args.amount`"));
+    drop(proxy);
+    assert_eq!(calls_received(&env), ["fail", "fail", "fail", "echo"]);
+}
