@@ -419,6 +419,29 @@ fn request_keys(value: &Value) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn msg(text: &str, answers: &[&str]) -> ToClient {
+        ToClient { bytes: text.as_bytes().to_vec(), answers: answers.iter().map(|a| a.to_string()).collect() }
+    }
+
+    #[test]
+    fn answers_go_to_their_post_and_unprompted_messages_to_the_newest_stream() {
+        let streams = Streams::default();
+        streams.send(msg("early log", &[]));
+        let (first, mut rx1) = streams.open_post(&["1".into()]).unwrap();
+        assert_eq!(rx1.try_recv().unwrap().bytes, b"early log", "the backlog goes to the first stream");
+        let (_, mut rx2) = streams.open_post(&["2".into()]).unwrap();
+        assert!(streams.open_post(&["2".into()]).is_none(), "an id already awaited is refused");
+        streams.send(msg("answer 1", &["1"]));
+        streams.send(msg("sampling", &[]));
+        assert_eq!(rx1.try_recv().unwrap().bytes, b"answer 1");
+        assert_eq!(rx2.try_recv().unwrap().bytes, b"sampling");
+        streams.close_post(first);
+        drop(rx2);
+        let mut general = streams.open_general();
+        streams.send(msg("list changed", &[]));
+        assert_eq!(general.try_recv().unwrap().bytes, b"list changed");
+    }
+
     #[test]
     fn host_names_drop_ports_and_case() {
         assert_eq!(host_name("LocalHost:8080"), "localhost");

@@ -1,9 +1,11 @@
 //! The relay: one MCP session's messages in both directions, at the JSON-RPC message level.
 //!
-//! Every message is parsed as a `serde_json::Value` only to route it; what passes unchanged is forwarded as
-//! the original bytes, so resources, prompts, completions, logging, progress, cancellation, list-changed
-//! notifications and the server's own requests (sampling, elicitation, roots) reach the other side exactly as
-//! sent, including fields no SDK knows yet. Only two things are ever rewritten: `tools/list` results (tools
+//! Every message is parsed as a `serde_json::Value` only to route it. What the server sends passes as its
+//! original bytes, so logging, progress, list-changed notifications and the server's own requests (sampling,
+//! elicitation, roots) reach the client exactly as sent, including fields no SDK knows yet. What the client
+//! sends is forwarded as the value the decision was made on, re-serialised: a message with duplicate keys
+//! (`"method":"tools/call","method":"ping"`) must not be read one way by the gate and another way by a server
+//! whose parser keeps the first key. Only two things are ever changed in meaning: `tools/list` results (tools
 //! the gate hides are removed) and `tools/call` requests the gate refuses (answered here with an `isError`
 //! result, never forwarded). To know which upstream response is a `tools/list` result, the relay keeps every
 //! in-flight client request by id; the same map answers in-flight requests when the upstream dies or a call
@@ -153,7 +155,7 @@ impl Relay {
             value => match self.one_from_client(&value, &mut out.deadlines) {
                 One::Forward(key) => {
                     out.forwarded.extend(key);
-                    out.upstream = Some(raw.to_vec());
+                    out.upstream = Some(serde_json::to_vec(&value).unwrap_or_default());
                 }
                 One::Answer(Some(answer)) => {
                     let answers = id_key(&answer).into_iter().collect();
@@ -332,14 +334,12 @@ impl Relay {
         match pending.kind {
             Kind::ToolsList => {
                 if let Some(Value::Array(tools)) = msg.pointer_mut("/result/tools") {
-                    let before = tools.len();
                     // A tool without a string name cannot be matched against a rule, so it is not shown.
                     tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(|n| self.gate.visible(n)));
-                    if tools.len() != before {
-                        return Some((Some(msg), key));
-                    }
                 }
-                Some((unchanged(msg), key))
+                // Always re-serialised: what the client reads is the list as filtered, even if the server sent
+                // duplicate keys that another parser would resolve differently.
+                Some((Some(msg), key))
             }
             Kind::ToolsCall { tool, digest, args, charges, rule } => {
                 let failed = msg.get("error").is_some()

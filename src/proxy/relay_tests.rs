@@ -25,17 +25,34 @@ fn call(id: u64, tool: &str) -> Vec<u8> {
 }
 
 #[test]
-fn unchanged_messages_are_forwarded_byte_for_byte() {
+fn messages_pass_unchanged() {
     let r = relay();
     let raw = br#"{"jsonrpc":"2.0", "id":7,"method":"resources/read","params":{"uri":"x://y","_meta":{"z":1}}}"#;
     let out = r.from_client(raw);
-    assert_eq!(out.upstream.as_deref(), Some(&raw[..]));
+    assert_eq!(parse(&out.upstream.unwrap()), parse(raw));
     let answer = br#"{"jsonrpc":"2.0","id":7,"result":{"contents":[],"extra":true}}"#;
     assert_eq!(r.from_upstream(answer).unwrap().bytes, answer.to_vec());
     let sampling = br#"{"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{}}"#;
     assert_eq!(r.from_upstream(sampling).unwrap().bytes, sampling.to_vec());
     let reply = br#"{"jsonrpc":"2.0","id":"s1","result":{"role":"assistant"}}"#;
-    assert_eq!(r.from_client(reply).upstream.as_deref(), Some(&reply[..]));
+    assert_eq!(parse(&r.from_client(reply).upstream.unwrap()), parse(reply));
+}
+
+#[test]
+fn duplicate_keys_reach_the_server_as_the_gate_read_them() {
+    let r = relay();
+    // The gate reads the last duplicate, `nuke`, and refuses.
+    let out =
+        r.from_client(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"nuke"}}"#);
+    assert!(out.upstream.is_none());
+    // The gate reads `echo`; a server keeping the first duplicate must not find `nuke` in what we forward.
+    let out =
+        r.from_client(br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"nuke","name":"echo"}}"#);
+    let sent = String::from_utf8(out.upstream.unwrap()).unwrap();
+    assert!(!sent.contains("nuke"), "{sent}");
+    let out = r.from_client(br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","method":"ping"}"#);
+    let sent = String::from_utf8(out.upstream.unwrap()).unwrap();
+    assert!(!sent.contains("tools/call"), "{sent}");
 }
 
 #[test]
