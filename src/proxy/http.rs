@@ -4,11 +4,11 @@
 //! Written on axum at the message level rather than with rmcp's `StreamableHttpService`, for the same reason
 //! the relay is: rmcp's service terminates MCP into typed requests, and a relay must pass through what it does
 //! not understand. The transport rules it implements: an `initialize` without `Mcp-Session-Id` opens a
-//! session (the id is a random UUID, bound to the caller's identity); a POST carrying requests is answered
-//! with an SSE stream that ends once all its requests are answered; a POST carrying only notifications or
-//! responses gets `202`; messages the server sends unprompted (sampling, elicitation, roots, logs) go to the
-//! newest open POST stream (in order with that request's answer), else the session's GET stream, else wait
-//! in a bounded backlog.
+//! session (the id is a random UUID, bound to the caller's identity). A POST carrying one request whose answer
+//! is the first thing the server says gets that answer as JSON; otherwise the answer is an SSE stream that
+//! ends once all the POST's requests are answered. A POST carrying only notifications or responses gets
+//! `202`. Messages the server sends unprompted (sampling, elicitation, roots, logs) go to the newest open POST
+//! stream (in order with that request's answer), else the session's GET stream, else wait in a bounded backlog.
 //!
 //! Every request is checked before anything else: `Host` and `Origin` must name loopback or an allowed host
 //! (DNS rebinding), the bearer token must be known when `--auth-tokens` is set, and the body is bounded.
@@ -338,23 +338,45 @@ async fn post_mcp(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
     };
     session.session.from_client(&body);
     let guard = PostGuard { streams: Arc::clone(&session.streams), serial };
-    let remaining: HashSet<String> = requests.into_iter().collect();
-    let stream = futures_util::stream::unfold((rx, remaining, guard), |(mut rx, mut remaining, guard)| async move {
-        if remaining.is_empty() {
-            return None;
+    let mut rx = rx;
+    let mut remaining: HashSet<String> = requests.iter().cloned().collect();
+    // One request whose answer comes first (the common case) is answered as plain JSON: no stream to keep
+    // open, no event framing. Anything else the server says first turns the answer into an SSE stream.
+    let first = if requests.len() == 1 { rx.recv().await } else { None };
+    let mut response = match first {
+        Some(message) if message.answers.iter().any(|k| remaining.contains(k)) => {
+            drop(guard);
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], message.bytes).into_response()
         }
-        let message = rx.recv().await?;
-        for key in &message.answers {
-            remaining.remove(key);
+        first => {
+            let first = first.map(|message| {
+                for key in &message.answers {
+                    remaining.remove(key);
+                }
+                Ok::<Event, Infallible>(event(&message))
+            });
+            let rest =
+                futures_util::stream::unfold((rx, remaining, guard), |(mut rx, mut remaining, guard)| async move {
+                    if remaining.is_empty() {
+                        return None;
+                    }
+                    let message = rx.recv().await?;
+                    for key in &message.answers {
+                        remaining.remove(key);
+                    }
+                    Some((Ok::<Event, Infallible>(event(&message)), (rx, remaining, guard)))
+                });
+            Sse::new(futures_util::StreamExt::chain(futures_util::stream::iter(first), rest)).into_response()
         }
-        let event = Event::default().event("message").data(String::from_utf8_lossy(&message.bytes));
-        Some((Ok::<Event, Infallible>(event), (rx, remaining, guard)))
-    });
-    let mut response = Sse::new(stream).into_response();
+    };
     if new && let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("mcp-session-id", value);
     }
     response
+}
+
+fn event(message: &ToClient) -> Event {
+    Event::default().event("message").data(String::from_utf8_lossy(&message.bytes))
 }
 
 /// Unregisters a POST stream however it ends (answered, or the client hung up).
@@ -381,8 +403,7 @@ async fn get_mcp(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let rx = session.streams.open_general();
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         let message = rx.recv().await?;
-        let event = Event::default().event("message").data(String::from_utf8_lossy(&message.bytes));
-        Some((Ok::<Event, Infallible>(event), rx))
+        Some((Ok::<Event, Infallible>(event(&message)), rx))
     });
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }

@@ -481,6 +481,10 @@ fn http_frontend_with_a_stdio_server() {
     runtime().block_on(async {
         let mut client = McpHttp::new(&proxy.url, None);
         exercise(&mut client).await;
+        // An answer that is the first thing the server says comes back as plain JSON.
+        let ping = client.post(&json!({"jsonrpc":"2.0","id":20,"method":"ping"})).await;
+        assert_eq!(ping.headers()["content-type"], "application/json");
+        assert_eq!(ping.json::<Value>().await.unwrap(), json!({"jsonrpc":"2.0","id":20,"result":{}}));
         let gone = client
             .http
             .delete(&proxy.url)
