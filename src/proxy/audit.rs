@@ -109,42 +109,10 @@ pub fn timestamp() -> String {
     jiff::Timestamp::now().to_string()
 }
 
-/// SHA-256 (hex) of the canonical JSON of `value`.
+/// SHA-256 (hex) of the canonical JSON of `value` (the catalogue's canonical form: keys sorted, compact), so
+/// equal arguments have equal digests whatever key order the client used.
 pub fn digest(value: &Value) -> String {
-    let mut text = String::new();
-    canonical(value, &mut text);
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
-
-/// Keys sorted, no whitespace, whatever map order serde_json was built with.
-fn canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                canonical(&map[key], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical(item, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
+    hex::encode(Sha256::digest(crate::model::canonical_json(value).as_bytes()))
 }
 
 #[cfg(test)]
@@ -158,8 +126,5 @@ mod tests {
         let b = json!({"a": {"x": "s", "y": [1, 2]}, "b": 1});
         assert_eq!(digest(&a), digest(&b));
         assert_ne!(digest(&a), digest(&json!({"a": {"x": "s", "y": [2, 1]}, "b": 1})));
-        let mut text = String::new();
-        canonical(&b, &mut text);
-        assert_eq!(text, r#"{"a":{"x":"s","y":[1,2]},"b":1}"#);
     }
 }
