@@ -569,19 +569,21 @@ fn http_frontend_checks_host_origin_tokens_and_size() {
     assert_eq!(calls_received(&env), ["echo"]);
 }
 
-/// A real third-party server over Streamable HTTP, when the npm test dependencies are installed
-/// (`npm install --prefix /tmp/mcpdeps @modelcontextprotocol/server-everything`, or `TOOLWARDEN_TEST_NODE_MODULES`).
+/// A real server installed by `scripts/test-deps.sh` (its path in `var`); fails, never skips, when missing.
+fn dep(var: &str) -> String {
+    let path = std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the tests through scripts/test, which installs the real MCP servers and exports their paths")
+    });
+    assert!(std::path::Path::new(&path).exists(), "{var}={path} does not exist");
+    path
+}
+
+/// A real third-party server over Streamable HTTP behind the stdio proxy.
 #[test]
 fn server_everything_over_http_through_the_proxy() {
-    let modules = std::env::var("TOOLWARDEN_TEST_NODE_MODULES").unwrap_or_else(|_| "/tmp/mcpdeps/node_modules".into());
-    let script = std::path::Path::new(&modules).join("@modelcontextprotocol/server-everything/dist/index.js");
-    if !script.exists() {
-        eprintln!("skipped: {} is not installed", script.display());
-        return;
-    }
+    let everything = dep("TOOLWARDEN_TEST_EVERYTHING");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = Command::new("node")
-        .arg(&script)
+    let mut server = Command::new(&everything)
         .arg("streamableHttp")
         .env("PORT", port.to_string())
         .stdout(Stdio::null())
@@ -616,6 +618,51 @@ fn server_everything_over_http_through_the_proxy() {
     drop(proxy);
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// Resources, prompts, completions and logging pass through to a real stdio server unchanged.
+#[test]
+fn server_everything_over_stdio_relays_everything_else() {
+    let everything = dep("TOOLWARDEN_TEST_EVERYTHING");
+    let env = Env::new();
+    let policy = r#"{"version":"1","default":"deny","tools":{"get-sum":{}}}"#;
+    let mut proxy = StdioProxy::start_with(&env, policy, &["--", &everything, "stdio"], false);
+    assert_eq!(tool_names(&proxy.request("tools/list", json!({}))), ["get-sum"]);
+    assert!(text(&proxy.call("echo", json!({"message": "x"}))).contains("default: deny"));
+    let prompts = proxy.request("prompts/list", json!({}));
+    let prompt = prompts["result"]["prompts"][0]["name"].as_str().expect("a prompt").to_string();
+    let got = proxy.request("prompts/get", json!({"name": prompt, "arguments": {}}));
+    assert!(got.get("result").is_some() || got.get("error").is_some(), "{got}");
+    let resources = proxy.request("resources/list", json!({}));
+    let uri = resources["result"]["resources"][0]["uri"].as_str().expect("a resource").to_string();
+    let read = proxy.request("resources/read", json!({"uri": uri}));
+    assert!(read["result"]["contents"].as_array().is_some_and(|c| !c.is_empty()), "{read}");
+    let level = proxy.request("logging/setLevel", json!({"level": "debug"}));
+    assert_eq!(level["result"], json!({}), "{level}");
+    let ping = proxy.request("ping", json!({}));
+    assert_eq!(ping["result"], json!({}));
+}
+
+/// A denied write never reaches a real filesystem server: the file is not created.
+#[test]
+fn server_filesystem_denied_write_never_happens() {
+    let filesystem = dep("TOOLWARDEN_TEST_FILESYSTEM");
+    let env = Env::new();
+    let root = env.path("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("hello.txt"), "hi there").unwrap();
+    let root = root.canonicalize().unwrap();
+    let policy =
+        r#"{"version":"1","default":"allow","tools":{"write_file":{"action":"deny","reason":"read-only agent"}}}"#;
+    let mut proxy = StdioProxy::start_with(&env, policy, &["--", &filesystem, root.to_str().unwrap()], false);
+    assert!(!tool_names(&proxy.request("tools/list", json!({}))).contains(&"write_file".to_string()));
+    let target = root.join("new.txt");
+    let refused = proxy.call("write_file", json!({"path": target, "content": "x"}));
+    assert_eq!(text(&refused), "Refused by toolwarden: read-only agent");
+    let read = proxy.call("read_text_file", json!({"path": root.join("hello.txt")}));
+    assert!(text(&read).contains("hi there"), "{read}");
+    drop(proxy);
+    assert!(!target.exists());
 }
 
 #[test]
