@@ -53,6 +53,12 @@ pub struct Args {
     /// A host name accepted in Host and Origin headers besides loopback (repeatable)
     #[arg(long, value_name = "HOST", requires = "listen")]
     pub allowed_host: Vec<String>,
+    /// HTTP: the most sessions open at once (each may run its own upstream child)
+    #[arg(long, value_name = "N", default_value_t = 256, requires = "listen")]
+    pub max_sessions: usize,
+    /// HTTP: close a session unused for this many seconds (with nothing in flight)
+    #[arg(long, value_name = "SECS", default_value_t = 1800, requires = "listen")]
+    pub session_idle: u64,
     /// Largest message accepted from either side, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message: usize,
@@ -105,6 +111,8 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         max_message: args.max_message,
         auth_tokens,
         allowed_hosts: args.allowed_host,
+        max_sessions: args.max_sessions,
+        session_idle: Duration::from_secs(args.session_idle.max(1)),
     };
     crate::proxy::run(config)?;
     Ok(Outcome::Ok)

@@ -16,7 +16,9 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -28,6 +30,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::limits;
 use super::relay::{Relay, ToClient};
 use super::session::{Outbox, Session};
 use super::upstream::{self, Events};
@@ -47,6 +50,8 @@ struct HttpSession {
     session: Arc<Session>,
     streams: Arc<Streams>,
     identity: Option<String>,
+    /// Unix seconds of the last request naming this session.
+    last_seen: AtomicU64,
 }
 
 /// The client side of one session: where each message for the client goes.
@@ -180,7 +185,9 @@ pub(super) async fn serve(config: Config, addr: SocketAddr) -> Result<(), ProxyE
         });
     }
     let limit = config.max_message;
+    let idle = config.session_idle;
     let app = Arc::new(App { config, sessions: Mutex::default(), hosts, runtime: tokio::runtime::Handle::current() });
+    tokio::spawn(reap(Arc::downgrade(&app), idle));
     let router = Router::new()
         .route("/mcp", post(post_mcp).get(get_mcp).delete(delete_mcp))
         .layer(DefaultBodyLimit::max(limit))
@@ -275,11 +282,47 @@ fn find_session(
         Some(s) if s.identity != *identity => {
             Err(reject(StatusCode::FORBIDDEN, -32600, "Forbidden: the session belongs to another identity"))
         }
-        Some(s) => Ok((id, s)),
+        Some(s) => {
+            s.last_seen.store(limits::now(), Ordering::Relaxed);
+            Ok((id, s))
+        }
+    }
+}
+
+/// Close sessions nobody has used for `idle` and that have nothing in flight (clients that vanish without a
+/// DELETE would otherwise keep their upstream child alive forever).
+async fn reap(app: Weak<App>, idle: Duration) {
+    let every = (idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(app) = app.upgrade() else { return };
+        let now = limits::now();
+        let stale: Vec<(String, Arc<HttpSession>)> = {
+            let mut sessions = app.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            let ids: Vec<String> = sessions
+                .iter()
+                .filter(|(_, s)| {
+                    now.saturating_sub(s.last_seen.load(Ordering::Relaxed)) >= idle.as_secs()
+                        && s.session.relay.in_flight() == 0
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.into_iter().filter_map(|id| sessions.remove(&id).map(|s| (id, s))).collect()
+        };
+        for (id, s) in stale {
+            tracing::info!(session = %id, "closed an idle session");
+            s.session.close_upstream();
+            s.streams.close();
+        }
     }
 }
 
 fn open_session(app: &Arc<App>, identity: Option<String>) -> Result<(String, Arc<HttpSession>), Reject> {
+    // Each session may start a child process: an unbounded number would let anyone who can reach the port
+    // exhaust the machine.
+    if app.sessions.lock().unwrap_or_else(|e| e.into_inner()).len() >= app.config.max_sessions {
+        return Err(reject(StatusCode::SERVICE_UNAVAILABLE, -32000, "toolwarden: too many open sessions; try later"));
+    }
     let id = uuid::Uuid::new_v4().to_string();
     let connected = upstream::connect(&app.config.upstream, app.config.max_message, &app.runtime).map_err(|e| {
         tracing::error!("{e}");
@@ -300,7 +343,7 @@ fn open_session(app: &Arc<App>, identity: Option<String>) -> Result<(String, Arc
         app: Arc::downgrade(app),
         id: id.clone(),
     }));
-    let http_session = Arc::new(HttpSession { session, streams, identity });
+    let http_session = Arc::new(HttpSession { session, streams, identity, last_seen: AtomicU64::new(limits::now()) });
     app.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), Arc::clone(&http_session));
     tracing::info!(session = %id, "opened a session");
     Ok((id, http_session))

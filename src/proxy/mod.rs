@@ -62,6 +62,10 @@ pub struct Config {
     pub auth_tokens: Option<HashMap<String, String>>,
     /// Host names accepted in `Host` and `Origin` headers besides loopback names.
     pub allowed_hosts: Vec<String>,
+    /// HTTP: at most this many sessions at once (each may run a child process).
+    pub max_sessions: usize,
+    /// HTTP: a session unused this long, with nothing in flight, is closed.
+    pub session_idle: Duration,
 }
 
 impl std::fmt::Debug for Config {

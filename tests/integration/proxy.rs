@@ -754,3 +754,30 @@ fn spend_caps_are_refunded_when_the_call_fails() {
     drop(proxy);
     assert_eq!(calls_received(&env), ["fail", "fail", "fail", "echo"]);
 }
+
+#[test]
+fn http_sessions_are_bounded_and_idle_ones_closed() {
+    let env = Env::new();
+    let mut args = vec!["--max-sessions", "1", "--session-idle", "1"];
+    let server = server_args();
+    args.extend(strs(&server));
+    let proxy = HttpProxy::start(&env, "p", POLICY, &args);
+    runtime().block_on(async {
+        let mut first = McpHttp::new(&proxy.url, None);
+        first.initialize().await;
+        let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+        assert_eq!(McpHttp::new(&proxy.url, None).post(&init).await.status().as_u16(), 503);
+        // Left alone, the first session is closed (bounded polling; the reaper runs every second).
+        let mut closed = false;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let second = McpHttp::new(&proxy.url, None).post(&init).await;
+            if second.status().is_success() {
+                closed = true;
+                break;
+            }
+        }
+        assert!(closed, "the idle session was closed and a new one admitted");
+        assert_eq!(first.post(&json!({"jsonrpc":"2.0","id":1,"method":"ping"})).await.status().as_u16(), 404);
+    });
+}
