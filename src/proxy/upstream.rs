@@ -180,10 +180,7 @@ fn http(url: &str, headers: &[(String, String)], runtime: &tokio::runtime::Handl
         let value = reqwest::header::HeaderValue::from_str(value.trim()).map_err(|_| bad())?;
         map.append(name, value);
     }
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| ProxyError::Http(e.to_string()))?;
+    let client = shared_client()?;
     let http = Arc::new(HttpClient { client, url: url.to_string(), headers: map, state: Mutex::default() });
     let (tx, mut rx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
     let runtime = runtime.clone();
@@ -205,6 +202,19 @@ fn http(url: &str, headers: &[(String, String)], runtime: &tokio::runtime::Handl
         });
     };
     Ok(Connected { outbox: Arc::new(HttpOutbox { tx }), start: Box::new(start) })
+}
+
+/// One client for every session: one connection pool, and TLS roots loaded once rather than per session.
+fn shared_client() -> Result<reqwest::Client, ProxyError> {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    if let Some(client) = CLIENT.get() {
+        return Ok(client.clone());
+    }
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| ProxyError::Http(e.to_string()))?;
+    Ok(CLIENT.get_or_init(|| client).clone())
 }
 
 impl HttpClient {
