@@ -15,4 +15,5 @@ pub mod index;
 pub mod mcp;
 pub mod model;
 pub mod policy;
+pub mod proxy;
 pub mod store;

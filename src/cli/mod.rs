@@ -13,6 +13,7 @@ mod import;
 mod index;
 pub mod output;
 mod policy;
+mod proxy;
 mod quickstart;
 mod search;
 mod show;
@@ -104,6 +105,8 @@ pub enum Command {
     Index(index::Args),
     /// Generate, check, explain and import policies
     Policy(policy::Args),
+    /// Enforce a policy between an MCP client and a server (stdio or Streamable HTTP)
+    Proxy(proxy::Args),
 }
 
 /// What a successful command reports to the exit code.
@@ -150,6 +153,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Export(args) => export::run(args, g),
         Command::Index(args) => index::run(args, g),
         Command::Policy(args) => policy::run(args, g),
+        Command::Proxy(args) => proxy::run(args, g),
     }
 }
 

@@ -9,3 +9,4 @@ mod crawl;
 mod demo;
 mod policy;
 mod quickstart;
+mod proxy;

@@ -1,0 +1,252 @@
+//! The cost of the proxy: the same cheap tool called directly and through `toolwarden proxy`, in one run.
+//!
+//! The upstream is this bench binary itself, re-executed as a minimal MCP server (`echo` over newline JSON-RPC
+//! on stdio, or over Streamable HTTP with JSON answers), so the figures measure the proxy rather than a
+//! server's runtime. stdio: one client, calls in sequence, latency per call. HTTP: 16 concurrent clients,
+//! each with its own session, calls in sequence per client, total throughput.
+//!
+//! `cargo bench --bench proxy` (env `BENCH_CALLS` sets the calls per stdio run, default 20000).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const SERVER_ENV: &str = "TOOLWARDEN_BENCH_SERVER";
+const POLICY: &str = r#"{"version":"1","default":"deny","hide":["other"],
+  "tools":{"echo":{"limits":[{"counter":"echo","window":"minute","max":1000000000,"scope":"session"}]},
+           "*":{"limits":[{"counter":"all","window":"minute","max":1000000000,"scope":"global"}]}}}"#;
+
+fn main() {
+    match std::env::var(SERVER_ENV).as_deref() {
+        Ok("stdio") => return serve_stdio(),
+        Ok(port) if port.starts_with("http:") => return serve_http(&port[5..]),
+        _ => {}
+    }
+    let calls: usize = std::env::var("BENCH_CALLS").ok().and_then(|n| n.parse().ok()).unwrap_or(20_000);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.json");
+    std::fs::write(&policy, POLICY).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let toolwarden = env!("CARGO_BIN_EXE_toolwarden");
+    let policy = policy.to_str().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+
+    println!("stdio, 1 client, {calls} sequential calls of `echo`:");
+    let direct = stdio_run(Command::new(&exe), calls);
+    let mut proxy = Command::new(toolwarden);
+    proxy.args(["proxy", "--policy", policy, "--"]).arg(&exe);
+    let proxied = stdio_run(proxy, calls);
+    let mut audited = Command::new(toolwarden);
+    audited.args(["proxy", "--policy", policy, "--audit", audit.to_str().unwrap(), "--"]).arg(&exe);
+    let with_audit = stdio_run(audited, calls);
+    report("direct", &direct, None);
+    report("through proxy", &proxied, Some(&direct));
+    report("proxy + audit log", &with_audit, Some(&direct));
+
+    let clients = 16;
+    let per_client = (calls / clients / 4).max(50);
+    println!("\nStreamable HTTP, {clients} concurrent clients x {per_client} calls of `echo`:");
+    let port = free_port();
+    let mut server = Command::new(&exe).env(SERVER_ENV, format!("http:{port}")).spawn().unwrap();
+    let server_url = format!("http://127.0.0.1:{port}/mcp");
+    wait_for(port);
+    let proxy_port = free_port();
+    let mut proxy = Command::new(toolwarden)
+        .args(["proxy", "--policy", policy, "--listen", &proxy_port.to_string(), "--upstream", &server_url])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(proxy_port);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let direct = rt.block_on(http_run(&server_url, clients, per_client));
+    let proxied = rt.block_on(http_run(&format!("http://127.0.0.1:{proxy_port}/mcp"), clients, per_client));
+    report("direct", &direct, None);
+    report("through proxy", &proxied, Some(&direct));
+    println!("  throughput through the proxy: {:.0} % of direct", 100.0 * proxied.rate / direct.rate);
+    let _ = proxy.kill();
+    let _ = server.kill();
+    let _ = (proxy.wait(), server.wait());
+}
+
+struct Run {
+    latencies: Vec<Duration>,
+    rate: f64,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn report(name: &str, run: &Run, baseline: Option<&Run>) {
+    let mut l = run.latencies.clone();
+    l.sort();
+    let (p50, p99) = (percentile(&l, 0.5), percentile(&l, 0.99));
+    print!("  {name:<18} {:>8.0} calls/s   p50 {:>7.1} µs   p99 {:>7.1} µs", run.rate, us(p50), us(p99));
+    if let Some(base) = baseline {
+        let mut b = base.latencies.clone();
+        b.sort();
+        let added50 = us(p50) - us(percentile(&b, 0.5));
+        let added99 = us(p99) - us(percentile(&b, 0.99));
+        print!("   added p50 {added50:>6.1} µs, p99 {added99:>6.1} µs");
+    }
+    println!();
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn call(id: usize) -> String {
+    json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello","n":id}}})
+        .to_string()
+}
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#;
+
+fn stdio_run(mut cmd: Command, calls: usize) -> Run {
+    let mut child: Child =
+        cmd.env(SERVER_ENV, "stdio").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("start");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let mut roundtrip = |msg: &str, line: &mut String| {
+        stdin.write_all(msg.as_bytes()).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+        line.clear();
+        stdout.read_line(line).unwrap();
+    };
+    roundtrip(INIT, &mut line);
+    for id in 1..=calls / 10 {
+        roundtrip(&call(id), &mut line);
+    }
+    let mut latencies = Vec::with_capacity(calls);
+    let start = Instant::now();
+    for id in 0..calls {
+        let msg = call(calls + id);
+        let t = Instant::now();
+        roundtrip(&msg, &mut line);
+        latencies.push(t.elapsed());
+        assert!(line.contains("\"result\""), "{line}");
+    }
+    let rate = calls as f64 / start.elapsed().as_secs_f64();
+    drop(stdin);
+    let _ = child.wait();
+    Run { latencies, rate }
+}
+
+async fn http_run(url: &str, clients: usize, per_client: usize) -> Run {
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (http, url) = (http.clone(), url.to_string());
+        tasks.push(tokio::spawn(async move {
+            let init = http
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .body(INIT)
+                .send()
+                .await
+                .unwrap();
+            let session = init.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_string());
+            let _ = init.bytes().await;
+            let mut latencies = Vec::with_capacity(per_client);
+            for i in 0..per_client {
+                let t = Instant::now();
+                let mut req = http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("accept", "application/json, text/event-stream")
+                    .body(call(c * per_client + i + 1));
+                if let Some(s) = &session {
+                    req = req.header("mcp-session-id", s);
+                }
+                let body = req.send().await.unwrap().bytes().await.unwrap();
+                latencies.push(t.elapsed());
+                assert!(body.windows(8).any(|w| w == b"\"result\""), "{}", String::from_utf8_lossy(&body));
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    let rate = latencies.len() as f64 / start.elapsed().as_secs_f64();
+    Run { latencies, rate }
+}
+
+fn answer(msg: &Value) -> Option<Value> {
+    let id = msg.get("id")?.clone();
+    let result = match msg.get("method")?.as_str()? {
+        "initialize" => {
+            json!({"protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"bench","version":"1"}})
+        }
+        "tools/list" => json!({"tools":[{"name":"echo","inputSchema":{"type":"object"}}]}),
+        "tools/call" => json!({"content":[{"type":"text","text":msg["params"]["arguments"].to_string()}]}),
+        _ => json!({}),
+    };
+    Some(json!({"jsonrpc":"2.0","id":id,"result":result}))
+}
+
+fn serve_stdio() {
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout().lock();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        let Ok(msg) = serde_json::from_str::<Value>(&line) else { continue };
+        if let Some(reply) = answer(&msg) {
+            writeln!(out, "{reply}").unwrap();
+            out.flush().unwrap();
+        }
+    }
+}
+
+fn serve_http(port: &str) {
+    use axum::routing::post;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let app = axum::Router::new().route(
+            "/mcp",
+            post(|body: axum::body::Bytes| async move {
+                let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                match answer(&msg) {
+                    Some(reply) => {
+                        let mut r = axum::response::IntoResponse::into_response(reply.to_string());
+                        r.headers_mut()
+                            .insert("content-type", axum::http::HeaderValue::from_static("application/json"));
+                        if msg["method"] == "initialize" {
+                            r.headers_mut()
+                                .insert("mcp-session-id", axum::http::HeaderValue::from_static("bench-session"));
+                        }
+                        r
+                    }
+                    None => axum::response::IntoResponse::into_response(axum::http::StatusCode::ACCEPTED),
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await.unwrap();
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, app).await.unwrap();
+    });
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for(port: u16) {
+    for _ in 0..400 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("nothing listens on {port}");
+}

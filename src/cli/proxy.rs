@@ -1,0 +1,148 @@
+//! `toolwarden proxy`: put the policy between an MCP client and a server.
+//!
+//! Flags are resolved here into a [`crate::proxy::Config`]; the proxy itself never sees clap. Until the
+//! policy engine is wired in, `--policy` is read by the interim [`crate::proxy::file_gate::FileGate`], which
+//! refuses to start on policy features it cannot enforce.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::{Globals, Outcome, UsageError};
+use crate::proxy::audit::Audit;
+use crate::proxy::counters::{CounterStore, MemoryCounters};
+use crate::proxy::file_gate::FileGate;
+use crate::proxy::gate::Gate;
+use crate::proxy::reload::ReloadingGate;
+use crate::proxy::upstream::UpstreamSpec;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  toolwarden proxy --policy policy.json -- npx -y @modelcontextprotocol/server-everything\n  \
+toolwarden proxy --policy policy.json --listen 127.0.0.1:8080 --upstream http://127.0.0.1:3001/mcp"
+)]
+pub struct Args {
+    /// The policy to enforce (JSON)
+    #[arg(long, value_name = "FILE")]
+    pub policy: PathBuf,
+    /// Serve Streamable HTTP at http://ADDR/mcp instead of stdio (a bare port binds 127.0.0.1)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Append one JSON line per decision to this file
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
+    /// Record the raw arguments in the audit log (default: only their SHA-256)
+    #[arg(long, requires = "audit")]
+    pub audit_args: bool,
+    /// The upstream server's Streamable HTTP endpoint (instead of a command after `--`)
+    #[arg(long, value_name = "URL", conflicts_with = "command")]
+    pub upstream: Option<String>,
+    /// A header sent to the HTTP upstream, e.g. "Authorization: Bearer …" (repeatable)
+    #[arg(long, value_name = "K: V", requires = "upstream")]
+    pub header: Vec<String>,
+    /// Seconds a tools/call may take upstream before the client gets an error
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    pub call_timeout: f64,
+    /// HTTP bearer tokens: a JSON object mapping each token to the identity it stands for
+    #[arg(long, value_name = "FILE", requires = "listen")]
+    pub auth_tokens: Option<PathBuf>,
+    /// A host name accepted in Host and Origin headers besides loopback (repeatable)
+    #[arg(long, value_name = "HOST", requires = "listen")]
+    pub allowed_host: Vec<String>,
+    /// HTTP: the most sessions open at once (each may run its own upstream child)
+    #[arg(long, value_name = "N", default_value_t = 256, requires = "listen")]
+    pub max_sessions: usize,
+    /// HTTP: close a session unused for this many seconds (with nothing in flight)
+    #[arg(long, value_name = "SECS", default_value_t = 1800, requires = "listen")]
+    pub session_idle: u64,
+    /// Largest message accepted from either side, in bytes
+    #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message: usize,
+    /// The upstream server's command and arguments (stdio)
+    #[arg(last = true, value_name = "CMD ARGS")]
+    pub command: Vec<String>,
+}
+
+pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
+    let _ = g;
+    let upstream = match (&args.upstream, args.command.split_first()) {
+        (Some(url), _) => {
+            let headers = args.header.iter().map(|h| parse_header(h)).collect::<anyhow::Result<Vec<_>>>()?;
+            UpstreamSpec::Http { url: url.clone(), headers }
+        }
+        (None, Some((program, rest))) => UpstreamSpec::Command { program: program.clone(), args: rest.to_vec() },
+        (None, None) => {
+            return Err(UsageError("name the upstream server: --upstream URL, or -- CMD ARGS...".into()).into());
+        }
+    };
+    let listen = args.listen.as_deref().map(parse_listen).transpose()?;
+    if let Some(addr) = listen
+        && !addr.ip().is_loopback()
+    {
+        tracing::warn!("listening on {addr}, which is reachable from other machines; consider --auth-tokens");
+    }
+    if !(args.call_timeout > 0.0 && args.call_timeout.is_finite()) {
+        return Err(UsageError("--call-timeout must be a positive number of seconds".into()).into());
+    }
+    let audit = Arc::new(match &args.audit {
+        Some(path) => Audit::open(path, args.audit_args)?,
+        None => Audit::disabled(),
+    });
+    // Counters outlive policy versions: a reload must not reset anyone's limits.
+    let counters: Arc<dyn CounterStore> = Arc::new(MemoryCounters::new());
+    let loader = move |path: &std::path::Path| -> Result<Arc<dyn Gate>, String> {
+        let gate = FileGate::load(path, Arc::clone(&counters)).map_err(|e| e.to_string())?;
+        Ok(Arc::new(gate))
+    };
+    let gate = ReloadingGate::watch(args.policy.clone(), Box::new(loader), Arc::clone(&audit))
+        .map_err(anyhow::Error::msg)
+        .context("loading the policy")?;
+    let auth_tokens = args.auth_tokens.as_deref().map(load_tokens).transpose()?;
+    let config = crate::proxy::Config {
+        upstream,
+        listen,
+        gate,
+        audit,
+        call_timeout: Duration::from_secs_f64(args.call_timeout),
+        max_message: args.max_message,
+        auth_tokens,
+        allowed_hosts: args.allowed_host,
+        max_sessions: args.max_sessions,
+        session_idle: Duration::from_secs(args.session_idle.max(1)),
+    };
+    crate::proxy::run(config)?;
+    Ok(Outcome::Ok)
+}
+
+fn parse_header(text: &str) -> anyhow::Result<(String, String)> {
+    match text.split_once(':') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(UsageError(format!("--header {text:?}: expected \"Name: value\"")).into()),
+    }
+}
+
+fn parse_listen(text: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    let text = text.strip_prefix("localhost:").map(|p| format!("127.0.0.1:{p}")).unwrap_or_else(|| text.to_string());
+    text.parse().map_err(|_| UsageError(format!("--listen {text:?}: expected HOST:PORT or PORT")).into())
+}
+
+fn load_tokens(path: &std::path::Path) -> anyhow::Result<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let tokens: HashMap<String, String> = serde_json::from_str(&text)
+        .with_context(|| format!("{}: expected a JSON object mapping tokens to identities", path.display()))?;
+    if tokens.is_empty() || tokens.keys().any(|t| t.len() < 16) {
+        return Err(UsageError(format!(
+            "{}: tokens must be at least 16 characters (and at least one)",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(tokens)
+}

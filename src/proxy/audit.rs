@@ -1,0 +1,130 @@
+//! The audit trail: one JSON line per decision, appended to `--audit FILE`.
+//!
+//! Arguments are recorded as a SHA-256 digest of their canonical JSON (keys sorted, no whitespace), so the
+//! log can prove two calls had the same arguments without storing secrets or personal data; `--audit-args`
+//! opts into the raw arguments. Each line is one `write` on a file opened for appending, so concurrent
+//! sessions never interleave inside a line. (The SQLite audit table and `toolwarden audit` build on this
+//! record; they belong to the store.)
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("opening audit log {path}: {source}")]
+    Open { path: String, source: std::io::Error },
+}
+
+/// One decision.
+#[derive(Debug, Serialize)]
+pub struct Record<'a> {
+    pub time: String,
+    pub session: &'a str,
+    pub identity: Option<&'a str>,
+    pub tool: &'a str,
+    pub args_sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args: Option<&'a Value>,
+    /// `allow`, `deny`, `approve` (refused pending approval), or `invalid` (params that do not parse).
+    pub decision: &'a str,
+    pub rule: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    /// For allowed calls: `ok`, `error` (JSON-RPC error or `isError`), `timeout`, `upstream_closed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<&'a str>,
+    /// For allowed calls: microseconds from forwarding to the upstream's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_latency_us: Option<u64>,
+}
+
+/// Where records go.
+#[derive(Debug, Default)]
+pub struct Audit {
+    file: Option<Mutex<File>>,
+    include_args: bool,
+}
+
+impl Audit {
+    /// No audit log.
+    pub fn disabled() -> Audit {
+        Audit::default()
+    }
+
+    /// Append to `path` (created if missing).
+    pub fn open(path: &Path, include_args: bool) -> Result<Audit, AuditError> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| AuditError::Open { path: path.display().to_string(), source })?;
+        Ok(Audit { file: Some(Mutex::new(file)), include_args })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.file.is_some()
+    }
+
+    pub fn include_args(&self) -> bool {
+        self.include_args
+    }
+
+    /// Append one record. A failing write is logged, not fatal: refusing all traffic because the disk is full
+    /// would be a denial of service the attacker controls.
+    pub fn write(&self, record: &Record<'_>) {
+        let Some(file) = &self.file else { return };
+        let mut line = match serde_json::to_vec(record) {
+            Ok(line) => line,
+            Err(e) => return tracing::error!("audit record not serialisable: {e}"),
+        };
+        line.push(b'\n');
+        let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = file.write_all(&line) {
+            tracing::error!("writing audit log: {e}");
+        }
+    }
+}
+
+impl Audit {
+    /// A line about the proxy itself (a policy reload), not about a call.
+    pub fn event(&self, event: &str, ok: bool, message: &str) {
+        let Some(file) = &self.file else { return };
+        let record = serde_json::json!({"time": timestamp(), "event": event, "ok": ok, "message": message});
+        let mut line = record.to_string().into_bytes();
+        line.push(b'\n');
+        let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = file.write_all(&line) {
+            tracing::error!("writing audit log: {e}");
+        }
+    }
+}
+
+/// The current time as RFC 3339 UTC.
+pub fn timestamp() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+/// SHA-256 (hex) of the canonical JSON of `value` (the catalogue's canonical form: keys sorted, compact), so
+/// equal arguments have equal digests whatever key order the client used.
+pub fn digest(value: &Value) -> String {
+    hex::encode(Sha256::digest(crate::model::canonical_json(value).as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn digest_ignores_key_order_and_whitespace() {
+        let a: Value = serde_json::from_str(r#"{"b": 1, "a": {"y": [1, 2], "x": "s"}}"#).unwrap();
+        let b = json!({"a": {"x": "s", "y": [1, 2]}, "b": 1});
+        assert_eq!(digest(&a), digest(&b));
+        assert_ne!(digest(&a), digest(&json!({"a": {"x": "s", "y": [2, 1]}, "b": 1})));
+    }
+}

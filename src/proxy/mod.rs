@@ -1,0 +1,98 @@
+//! The enforcement proxy: sits between one MCP client and one upstream server, relays everything, filters
+//! `tools/list`, and decides every `tools/call` before it is forwarded.
+//!
+//! Layers, from pure to effectful: [`gate`] (the policy as the proxy sees it), [`counters`] and [`limits`]
+//! (windowed rate and spend limits), [`relay`] (one session's routing and rewriting, no I/O), [`audit`] (one
+//! JSON line per decision), [`session`] (a relay wired to its peers, with call deadlines), then the
+//! transports: [`stdio`] and [`http`] frontends, [`upstream`] children and HTTP endpoints. The relay works on
+//! raw JSON-RPC rather than re-terminating MCP with typed handlers, so whatever the two peers say to each
+//! other, including protocol features newer than this build, passes unchanged; see `doc/proxy.md`.
+
+pub mod audit;
+pub mod counters;
+pub mod file_gate;
+pub mod gate;
+pub mod http;
+pub mod limits;
+pub mod lines;
+pub mod relay;
+pub mod reload;
+pub mod session;
+mod stdio;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use audit::Audit;
+use gate::Gate;
+use upstream::UpstreamSpec;
+
+/// Everything wrong that stops the proxy.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("starting the upstream server `{program}`: {source}")]
+    Spawn { program: String, source: std::io::Error },
+    #[error("the upstream server exited ({0})")]
+    UpstreamExited(String),
+    #[error("invalid header `{0}`; expected \"Name: value\"")]
+    Header(String),
+    #[error("HTTP client: {0}")]
+    Http(String),
+    #[error("listening on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("starting the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// A resolved proxy configuration.
+pub struct Config {
+    pub upstream: UpstreamSpec,
+    /// Serve Streamable HTTP here; stdio when `None`.
+    pub listen: Option<SocketAddr>,
+    pub gate: Arc<dyn Gate>,
+    pub audit: Arc<Audit>,
+    /// How long a forwarded `tools/call` may take before the client gets an error.
+    pub call_timeout: Duration,
+    /// Largest JSON-RPC message (a stdio line or an HTTP body) accepted from either side.
+    pub max_message: usize,
+    /// HTTP bearer token → identity; when set, every HTTP request needs a known token.
+    pub auth_tokens: Option<HashMap<String, String>>,
+    /// Host names accepted in `Host` and `Origin` headers besides loopback names.
+    pub allowed_hosts: Vec<String>,
+    /// HTTP: at most this many sessions at once (each may run a child process).
+    pub max_sessions: usize,
+    /// HTTP: a session unused this long, with nothing in flight, is closed.
+    pub session_idle: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("upstream", &self.upstream)
+            .field("listen", &self.listen)
+            .field("call_timeout", &self.call_timeout)
+            .field("max_message", &self.max_message)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Run the proxy until the client goes away (stdio), the upstream exits (stdio), or forever (HTTP).
+pub fn run(config: Config) -> Result<(), ProxyError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(ProxyError::Runtime)?;
+    let result = runtime.block_on(async move {
+        match config.listen {
+            Some(addr) => http::serve(config, addr).await,
+            None => stdio::serve(config).await,
+        }
+    });
+    // The stdin thread may still be blocked in a read; don't wait for it.
+    runtime.shutdown_background();
+    result
+}

@@ -1,0 +1,452 @@
+//! The relay: one MCP session's messages in both directions, at the JSON-RPC message level.
+//!
+//! Every message is parsed as a `serde_json::Value` only to route it. What the server sends passes as its
+//! original bytes, so logging, progress, list-changed notifications and the server's own requests (sampling,
+//! elicitation, roots) reach the client exactly as sent, including fields no SDK knows yet. What the client
+//! sends is forwarded as the value the decision was made on, re-serialised: a message with duplicate keys
+//! (`"method":"tools/call","method":"ping"`) must not be read one way by the gate and another way by a server
+//! whose parser keeps the first key. Only two things are ever changed in meaning: `tools/list` results (tools
+//! the gate hides are removed) and `tools/call` requests the gate refuses (answered here with an `isError`
+//! result, never forwarded). To know which upstream response is a `tools/list` result, the relay keeps every
+//! in-flight client request by id; the same map answers in-flight requests when the upstream dies or a call
+//! times out, and refuses a second request reusing an in-flight id (it could otherwise make an unfiltered
+//! `tools/list` result look like the answer to a `ping`).
+//!
+//! The relay does no I/O: frontends feed it bytes and send what it returns, so stdio and HTTP share it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use super::audit::{self, Audit, Record};
+use super::counters::Reservation;
+use super::gate::{Call, CallOutcome, Gate, Verdict};
+
+/// JSON-RPC error codes we answer with.
+const PARSE_ERROR: i64 = -32700;
+const INVALID_REQUEST: i64 = -32600;
+const INVALID_PARAMS: i64 = -32602;
+/// Implementation-defined server errors: the upstream went away, or did not answer in time.
+const UPSTREAM_CLOSED: i64 = -32000;
+const UPSTREAM_TIMEOUT: i64 = -32001;
+
+/// A message for the client, with the ids of the requests it answers (the HTTP frontend routes by them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToClient {
+    pub bytes: Vec<u8>,
+    pub answers: Vec<String>,
+}
+
+/// What to do with one message from the client.
+#[derive(Debug, Default)]
+pub struct FromClient {
+    /// Bytes to send upstream (the original message when it passes unchanged).
+    pub upstream: Option<Vec<u8>>,
+    /// Answers made here: refusals, parse and protocol errors.
+    pub client: Vec<ToClient>,
+    /// Forwarded calls that must be answered by [`Relay::expire`] if the upstream is too slow: (id key, serial).
+    pub deadlines: Vec<(String, u64)>,
+    /// Ids (keys) of the requests forwarded upstream: the HTTP frontend waits for their answers.
+    pub forwarded: Vec<String>,
+}
+
+enum Kind {
+    ToolsList,
+    ToolsCall { tool: String, digest: String, args: Option<Value>, charges: Vec<Reservation>, rule: Option<String> },
+    Other,
+}
+
+struct Pending {
+    id: Value,
+    kind: Kind,
+    serial: u64,
+    started: Instant,
+}
+
+enum One {
+    /// Forward unchanged; `Some(key)` when it is a request we now wait for.
+    Forward(Option<String>),
+    /// Answered (or dropped, when `None`) here.
+    Answer(Option<Value>),
+}
+
+/// One session's relay state.
+pub struct Relay {
+    gate: Arc<dyn Gate>,
+    audit: Arc<Audit>,
+    session: String,
+    identity: Option<String>,
+    inflight: Mutex<HashMap<String, Pending>>,
+    serial: AtomicU64,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("session", &self.session)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    pub fn new(gate: Arc<dyn Gate>, audit: Arc<Audit>, session: String, identity: Option<String>) -> Relay {
+        Relay { gate, audit, session, identity, inflight: Mutex::new(HashMap::new()), serial: AtomicU64::new(0) }
+    }
+
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    /// Number of client requests waiting for the upstream.
+    pub fn in_flight(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
+        self.inflight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Route one message (or batch) from the client.
+    pub fn from_client(&self, raw: &[u8]) -> FromClient {
+        let mut out = FromClient::default();
+        let value: Value = match serde_json::from_slice(raw) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(session = %self.session, "client sent a message that is not JSON: {e}");
+                out.client.push(error_message(Value::Null, PARSE_ERROR, &format!("Parse error: {e}")));
+                return out;
+            }
+        };
+        match value {
+            Value::Array(items) if items.is_empty() => {
+                out.client.push(error_message(Value::Null, INVALID_REQUEST, "Invalid Request: empty batch"));
+            }
+            Value::Array(items) => {
+                // Checked call by call: allowed messages travel on as a (smaller) batch, refusals come back as
+                // one batch of answers. Nothing in a batch reaches the upstream without its own decision.
+                let mut forward = Vec::new();
+                let mut answers = Vec::new();
+                let mut answered = Vec::new();
+                for item in items {
+                    match self.one_from_client(&item, &mut out.deadlines) {
+                        One::Forward(key) => {
+                            out.forwarded.extend(key);
+                            forward.push(item);
+                        }
+                        One::Answer(Some(answer)) => {
+                            answered.extend(id_key(&answer));
+                            answers.push(answer);
+                        }
+                        One::Answer(None) => {}
+                    }
+                }
+                if !forward.is_empty() {
+                    out.upstream = Some(serde_json::to_vec(&Value::Array(forward)).unwrap_or_default());
+                }
+                if !answers.is_empty() {
+                    let bytes = serde_json::to_vec(&Value::Array(answers)).unwrap_or_default();
+                    out.client.push(ToClient { bytes, answers: answered });
+                }
+            }
+            value => match self.one_from_client(&value, &mut out.deadlines) {
+                One::Forward(key) => {
+                    out.forwarded.extend(key);
+                    out.upstream = Some(serde_json::to_vec(&value).unwrap_or_default());
+                }
+                One::Answer(Some(answer)) => {
+                    let answers = id_key(&answer).into_iter().collect();
+                    out.client.push(ToClient { bytes: serde_json::to_vec(&answer).unwrap_or_default(), answers });
+                }
+                One::Answer(None) => {}
+            },
+        }
+        out
+    }
+
+    fn one_from_client(&self, msg: &Value, deadlines: &mut Vec<(String, u64)>) -> One {
+        let Some(obj) = msg.as_object() else {
+            return One::Answer(Some(error_value(Value::Null, INVALID_REQUEST, "Invalid Request: not an object")));
+        };
+        let id = obj.get("id");
+        let method = obj.get("method");
+        match (method, id) {
+            (Some(Value::String(method)), Some(id)) => {
+                let Some(key) = valid_id(id) else {
+                    return One::Answer(Some(error_value(
+                        Value::Null,
+                        INVALID_REQUEST,
+                        "Invalid Request: id must be a string or a number",
+                    )));
+                };
+                let mut inflight = self.lock();
+                if inflight.contains_key(&key) {
+                    return One::Answer(Some(error_value(
+                        id.clone(),
+                        INVALID_REQUEST,
+                        "Invalid Request: a request with this id is still in flight",
+                    )));
+                }
+                let kind = match method.as_str() {
+                    "tools/list" => Kind::ToolsList,
+                    "tools/call" => match self.decide(id, obj.get("params")) {
+                        Ok(kind) => kind,
+                        Err(answer) => return One::Answer(Some(answer)),
+                    },
+                    _ => Kind::Other,
+                };
+                let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+                if matches!(kind, Kind::ToolsCall { .. }) {
+                    deadlines.push((key.clone(), serial));
+                }
+                inflight.insert(key.clone(), Pending { id: id.clone(), kind, serial, started: Instant::now() });
+                One::Forward(Some(key))
+            }
+            (Some(Value::String(method)), None) if method == "tools/call" => {
+                // A call sent as a notification has no id to refuse through, but a careless server might still
+                // run it. It is never forwarded.
+                tracing::warn!(session = %self.session, "dropped a tools/call sent as a notification (no id)");
+                One::Answer(None)
+            }
+            (Some(Value::String(_)), None) => One::Forward(None),
+            (None, Some(_)) if obj.contains_key("result") || obj.contains_key("error") => One::Forward(None),
+            _ => One::Answer(Some(error_value(
+                id.cloned().unwrap_or(Value::Null),
+                INVALID_REQUEST,
+                "Invalid Request: neither a request, a notification nor a response",
+            ))),
+        }
+    }
+
+    /// Decide one `tools/call`. `Err` carries the answer for the client (a refusal or an invalid-params error).
+    fn decide(&self, id: &Value, params: Option<&Value>) -> Result<Kind, Value> {
+        let parsed = match params {
+            Some(Value::Object(p)) => match (p.get("name"), p.get("arguments")) {
+                (Some(Value::String(name)), None | Some(Value::Null)) => Ok((name.clone(), Value::Null)),
+                (Some(Value::String(name)), Some(args @ Value::Object(_))) => Ok((name.clone(), args.clone())),
+                (Some(Value::String(_)), Some(_)) => Err("params.arguments must be an object"),
+                _ => Err("params.name must be a string"),
+            },
+            _ => Err("params must be an object with a tool name"),
+        };
+        let (tool, arguments) = match parsed {
+            Ok(p) => p,
+            Err(why) => {
+                self.audit_decision("", &Value::Null, "invalid", None, Some(why));
+                return Err(error_value(
+                    id.clone(),
+                    INVALID_PARAMS,
+                    &format!("Invalid params: refused by toolwarden: {why}"),
+                ));
+            }
+        };
+        let call = Call { tool, arguments, identity: self.identity.clone(), session: self.session.clone() };
+        match self.gate.check(&call) {
+            Verdict::Allow { charges, rule } => {
+                let digest = if self.audit.enabled() { audit::digest(&call.arguments) } else { String::new() };
+                let args = self.audit.include_args().then_some(call.arguments);
+                Ok(Kind::ToolsCall { tool: call.tool, digest, args, charges, rule })
+            }
+            Verdict::Deny { reason, rule } => {
+                self.audit_decision(&call.tool, &call.arguments, "deny", rule.as_deref(), Some(&reason));
+                Err(refusal(id.clone(), &reason))
+            }
+            Verdict::Approve { reason, rule } => {
+                let reason = format!("{reason} (this call needs a person's approval, and approvals are not enabled)");
+                self.audit_decision(&call.tool, &call.arguments, "approve", rule.as_deref(), Some(&reason));
+                Err(refusal(id.clone(), &reason))
+            }
+        }
+    }
+
+    fn audit_decision(&self, tool: &str, args: &Value, decision: &str, rule: Option<&str>, reason: Option<&str>) {
+        if !self.audit.enabled() {
+            return;
+        }
+        self.audit.write(&Record {
+            time: audit::timestamp(),
+            session: &self.session,
+            identity: self.identity.as_deref(),
+            tool,
+            args_sha256: audit::digest(args),
+            args: self.audit.include_args().then_some(args),
+            decision,
+            rule,
+            reason,
+            outcome: None,
+            upstream_latency_us: None,
+        });
+    }
+
+    /// Route one message (or batch) from the upstream. `None`: nothing to send (garbage, or a late answer).
+    pub fn from_upstream(&self, raw: &[u8]) -> Option<ToClient> {
+        let value: Value = match serde_json::from_slice(raw) {
+            Ok(v) => v,
+            Err(e) => {
+                let shown = crate::cli::output::clean(&String::from_utf8_lossy(&raw[..raw.len().min(200)]), 200);
+                tracing::warn!(session = %self.session, "upstream sent a line that is not JSON-RPC ({e}): {shown}");
+                return None;
+            }
+        };
+        match value {
+            Value::Array(items) => {
+                let mut answers = Vec::new();
+                let mut kept = Vec::with_capacity(items.len());
+                for item in items {
+                    if let Some((item, key)) = self.one_from_upstream(item, None) {
+                        answers.extend(key);
+                        kept.push(item.unwrap_or(Value::Null));
+                    }
+                }
+                if kept.is_empty() {
+                    return None;
+                }
+                Some(ToClient { bytes: serde_json::to_vec(&Value::Array(kept)).unwrap_or_default(), answers })
+            }
+            value => {
+                let (rewritten, key) = self.one_from_upstream(value, Some(raw))?;
+                let bytes = match rewritten {
+                    Some(v) => serde_json::to_vec(&v).unwrap_or_default(),
+                    None => raw.to_vec(),
+                };
+                Some(ToClient { bytes, answers: key.into_iter().collect() })
+            }
+        }
+    }
+
+    /// `Some((None, key))`: relay the original bytes; `Some((Some(v), key))`: relay `v` instead. When `raw` is
+    /// `None` (inside a batch) the value is always returned.
+    fn one_from_upstream(&self, mut msg: Value, raw: Option<&[u8]>) -> Option<(Option<Value>, Option<String>)> {
+        let unchanged = |msg: Value| if raw.is_some() { None } else { Some(msg) };
+        let is_response = msg.get("method").is_none() && (msg.get("result").is_some() || msg.get("error").is_some());
+        if !is_response {
+            return Some((unchanged(msg), None));
+        }
+        let key = msg.get("id").and_then(valid_id);
+        let pending = key.as_ref().and_then(|k| self.lock().remove(k));
+        let Some(pending) = pending else {
+            tracing::warn!(session = %self.session, "dropped an upstream answer to no request in flight (late after a timeout?)");
+            return None;
+        };
+        match pending.kind {
+            Kind::ToolsList => {
+                if let Some(Value::Array(tools)) = msg.pointer_mut("/result/tools") {
+                    // A tool without a string name cannot be matched against a rule, so it is not shown.
+                    tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(|n| self.gate.visible(n)));
+                }
+                // Always re-serialised: what the client reads is the list as filtered, even if the server sent
+                // duplicate keys that another parser would resolve differently.
+                Some((Some(msg), key))
+            }
+            Kind::ToolsCall { tool, digest, args, charges, rule } => {
+                let failed = msg.get("error").is_some()
+                    || msg.pointer("/result/isError").and_then(Value::as_bool).unwrap_or(false);
+                let outcome = if failed { CallOutcome::Failure } else { CallOutcome::Success };
+                self.gate.settle(charges, outcome);
+                let call = Finished { tool: &tool, digest, args: args.as_ref(), rule: rule.as_deref() };
+                self.audit_finished(call, if failed { "error" } else { "ok" }, pending.started);
+                Some((unchanged(msg), key))
+            }
+            Kind::Other => Some((unchanged(msg), key)),
+        }
+    }
+
+    fn audit_finished(&self, call: Finished<'_>, outcome: &str, started: Instant) {
+        if !self.audit.enabled() {
+            return;
+        }
+        self.audit.write(&Record {
+            time: audit::timestamp(),
+            session: &self.session,
+            identity: self.identity.as_deref(),
+            tool: call.tool,
+            args_sha256: call.digest,
+            args: call.args,
+            decision: "allow",
+            rule: call.rule,
+            reason: None,
+            outcome: Some(outcome),
+            upstream_latency_us: Some(started.elapsed().as_micros() as u64),
+        });
+    }
+
+    /// The upstream is gone: answer every request still in flight with an error.
+    pub fn upstream_closed(&self, why: &str) -> Vec<ToClient> {
+        let drained: Vec<(String, Pending)> = self.lock().drain().collect();
+        let message = format!("toolwarden: the upstream server closed before answering ({why})");
+        drained.into_iter().map(|(key, p)| self.fail(key, p, UPSTREAM_CLOSED, &message, "upstream_closed")).collect()
+    }
+
+    /// A forwarded call's deadline passed. If it is still in flight (same id and serial), answer it with an
+    /// error and return the `notifications/cancelled` to send upstream.
+    pub fn expire(&self, key: &str, serial: u64, after_secs: f64) -> Option<(ToClient, Vec<u8>)> {
+        let pending = {
+            let mut inflight = self.lock();
+            match inflight.get(key) {
+                Some(p) if p.serial == serial => inflight.remove(key)?,
+                _ => return None,
+            }
+        };
+        let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": &pending.id, "reason": "timed out in toolwarden"}});
+        let message = format!("toolwarden: the upstream server did not answer within {after_secs} s");
+        let answer = self.fail(key.to_string(), pending, UPSTREAM_TIMEOUT, &message, "timeout");
+        Some((answer, serde_json::to_vec(&cancel).unwrap_or_default()))
+    }
+
+    fn fail(&self, key: String, pending: Pending, code: i64, message: &str, outcome: &str) -> ToClient {
+        if let Kind::ToolsCall { tool, digest, args, charges, rule } = pending.kind {
+            self.gate.settle(charges, CallOutcome::Failure);
+            let call = Finished { tool: &tool, digest, args: args.as_ref(), rule: rule.as_deref() };
+            self.audit_finished(call, outcome, pending.started);
+        }
+        let mut msg = error_message(pending.id, code, message);
+        msg.answers = vec![key];
+        msg
+    }
+}
+
+struct Finished<'a> {
+    tool: &'a str,
+    digest: String,
+    args: Option<&'a Value>,
+    rule: Option<&'a str>,
+}
+
+/// The key of an id in the in-flight map: its JSON text (so `1` and `"1"` differ, as they must).
+fn valid_id(id: &Value) -> Option<String> {
+    match id {
+        Value::String(_) | Value::Number(_) => Some(id.to_string()),
+        _ => None,
+    }
+}
+
+/// The id key of an answer we built, if it answers a request.
+fn id_key(answer: &Value) -> Option<String> {
+    answer.get("id").and_then(valid_id)
+}
+
+/// The refusal the agent sees: a tool result, so the model can read why.
+pub fn refusal(id: Value, reason: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": {
+        "content": [{"type": "text", "text": format!("Refused by toolwarden: {reason}")}],
+        "isError": true,
+    }})
+}
+
+fn error_value(id: Value, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
+/// A JSON-RPC error for the client.
+pub fn error_message(id: Value, code: i64, message: &str) -> ToClient {
+    let answers = valid_id(&id).into_iter().collect();
+    ToClient { bytes: serde_json::to_vec(&error_value(id, code, message)).unwrap_or_default(), answers }
+}
+
+#[cfg(test)]
+#[path = "relay_tests.rs"]
+mod tests;

@@ -1,0 +1,157 @@
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::proxy::counters::MemoryCounters;
+use crate::proxy::file_gate::FileGate;
+
+const POLICY: &str = r#"{"default":"allow","hide":["secret"],
+    "tools":{"nuke":{"action":"deny","reason":"never"},
+             "echo":{"limits":[{"counter":"echo","window":"hour","max":2}]}}}"#;
+
+fn relay() -> Relay {
+    let gate = FileGate::parse(POLICY, Arc::new(MemoryCounters::new())).unwrap();
+    Relay::new(Arc::new(gate), Arc::new(Audit::disabled()), "s".into(), None)
+}
+
+fn parse(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap()
+}
+
+fn call(id: u64, tool: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":{}}}))
+        .unwrap()
+}
+
+#[test]
+fn messages_pass_unchanged() {
+    let r = relay();
+    let raw = br#"{"jsonrpc":"2.0", "id":7,"method":"resources/read","params":{"uri":"x://y","_meta":{"z":1}}}"#;
+    let out = r.from_client(raw);
+    assert_eq!(parse(&out.upstream.unwrap()), parse(raw));
+    let answer = br#"{"jsonrpc":"2.0","id":7,"result":{"contents":[],"extra":true}}"#;
+    assert_eq!(r.from_upstream(answer).unwrap().bytes, answer.to_vec());
+    let sampling = br#"{"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{}}"#;
+    assert_eq!(r.from_upstream(sampling).unwrap().bytes, sampling.to_vec());
+    let reply = br#"{"jsonrpc":"2.0","id":"s1","result":{"role":"assistant"}}"#;
+    assert_eq!(parse(&r.from_client(reply).upstream.unwrap()), parse(reply));
+}
+
+#[test]
+fn duplicate_keys_reach_the_server_as_the_gate_read_them() {
+    let r = relay();
+    // The gate reads the last duplicate, `nuke`, and refuses.
+    let out =
+        r.from_client(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"nuke"}}"#);
+    assert!(out.upstream.is_none());
+    // The gate reads `echo`; a server keeping the first duplicate must not find `nuke` in what we forward.
+    let out =
+        r.from_client(br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"nuke","name":"echo"}}"#);
+    let sent = String::from_utf8(out.upstream.unwrap()).unwrap();
+    assert!(!sent.contains("nuke"), "{sent}");
+    let out = r.from_client(br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","method":"ping"}"#);
+    let sent = String::from_utf8(out.upstream.unwrap()).unwrap();
+    assert!(!sent.contains("tools/call"), "{sent}");
+}
+
+#[test]
+fn tools_list_results_lose_hidden_and_denied_tools() {
+    let r = relay();
+    r.from_client(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+    let result = json!({"jsonrpc":"2.0","id":1,"result":{"tools":[
+        {"name":"echo"},{"name":"secret"},{"name":"nuke"},{"name":42},{"name":"Secret"}]}});
+    let out = parse(&r.from_upstream(&serde_json::to_vec(&result).unwrap()).unwrap().bytes);
+    let names: Vec<&Value> = out["result"]["tools"].as_array().unwrap().iter().map(|t| &t["name"]).collect();
+    assert_eq!(names, [&json!("echo"), &json!("Secret")]);
+}
+
+#[test]
+fn refused_calls_are_answered_here_and_never_forwarded() {
+    let r = relay();
+    let out = r.from_client(&call(3, "nuke"));
+    assert!(out.upstream.is_none());
+    let answer = parse(&out.client[0].bytes);
+    assert_eq!(answer["result"]["isError"], json!(true));
+    assert_eq!(answer["result"]["content"][0]["text"], json!("Refused by toolwarden: never"));
+    assert_eq!(r.in_flight(), 0);
+}
+
+#[test]
+fn unparseable_call_params_are_refused() {
+    let r = relay();
+    for params in [json!({"name": 5}), json!("echo"), json!({"name":"echo","arguments":[1]})] {
+        let msg = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":params});
+        let out = r.from_client(&serde_json::to_vec(&msg).unwrap());
+        assert!(out.upstream.is_none());
+        assert_eq!(parse(&out.client[0].bytes)["error"]["code"], json!(-32602));
+    }
+    let notification = br#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"nuke"}}"#;
+    let out = r.from_client(notification);
+    assert!(out.upstream.is_none() && out.client.is_empty());
+}
+
+#[test]
+fn batches_are_checked_call_by_call() {
+    let r = relay();
+    let batch = json!([
+        {"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}},
+        {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"nuke"}},
+        {"jsonrpc":"2.0","method":"notifications/initialized"}
+    ]);
+    let out = r.from_client(&serde_json::to_vec(&batch).unwrap());
+    let forwarded = parse(&out.upstream.unwrap());
+    assert_eq!(forwarded.as_array().unwrap().len(), 2);
+    assert_eq!(forwarded[0]["id"], json!(1));
+    let answers = parse(&out.client[0].bytes);
+    assert_eq!(answers[0]["id"], json!(2));
+    assert_eq!(answers[0]["result"]["isError"], json!(true));
+}
+
+#[test]
+fn garbage_gets_a_parse_error() {
+    let r = relay();
+    let out = r.from_client(b"{not json");
+    assert_eq!(parse(&out.client[0].bytes)["error"]["code"], json!(-32700));
+    assert!(r.from_upstream(b"hello from a chatty server").is_none());
+}
+
+#[test]
+fn a_reused_in_flight_id_is_refused() {
+    let r = relay();
+    r.from_client(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+    let out = r.from_client(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
+    assert!(out.upstream.is_none());
+    assert_eq!(parse(&out.client[0].bytes)["error"]["code"], json!(-32600));
+}
+
+#[test]
+fn limits_count_forwarded_calls_even_when_they_fail() {
+    let r = relay();
+    for id in 1..=2 {
+        assert!(r.from_client(&call(id, "echo")).upstream.is_some());
+        let failed = json!({"jsonrpc":"2.0","id":id,"result":{"content":[],"isError":true}});
+        r.from_upstream(&serde_json::to_vec(&failed).unwrap()).unwrap();
+    }
+    let out = r.from_client(&call(3, "echo"));
+    assert!(out.upstream.is_none());
+    let text = parse(&out.client[0].bytes)["result"]["content"][0]["text"].as_str().unwrap().to_string();
+    assert!(text.contains("limit `echo` reached"), "{text}");
+}
+
+#[test]
+fn upstream_death_and_timeouts_answer_in_flight_requests() {
+    let r = relay();
+    let out = r.from_client(&call(1, "echo"));
+    let (key, serial) = out.deadlines[0].clone();
+    let (answer, cancel) = r.expire(&key, serial, 1.5).unwrap();
+    assert_eq!(parse(&answer.bytes)["error"]["code"], json!(-32001));
+    assert_eq!(parse(&cancel)["params"]["requestId"], json!(1));
+    assert!(r.expire(&key, serial, 1.5).is_none());
+    // The late answer is dropped, not relayed twice.
+    assert!(r.from_upstream(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#).is_none());
+    r.from_client(br#"{"jsonrpc":"2.0","id":"a","method":"ping"}"#);
+    let answers = r.upstream_closed("exit status 1");
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].answers, vec!["\"a\"".to_string()]);
+}

@@ -1,0 +1,399 @@
+//! The server side: a child process speaking newline-delimited JSON-RPC on stdin/stdout, or a Streamable
+//! HTTP endpoint.
+//!
+//! Both are reduced to the same two halves: an [`Outbox`] the session writes to, and [`Events`] the upstream
+//! reports to (a message, or that it is gone). The child is read on a dedicated thread with blocking I/O:
+//! one wake-up per message and no task hand-off, which is what keeps the added latency of the stdio proxy in
+//! microseconds. The child's stderr is inherited, so its logs land on our stderr and never on a data stream.
+//!
+//! The HTTP upstream is an MCP client at the message level: each message is POSTed (the `initialize` first and
+//! alone, so its `Mcp-Session-Id` and protocol version accompany everything after it); answers come back as
+//! JSON or as an SSE stream, and a GET stream carries what the server sends unprompted. A request whose POST
+//! fails, or whose stream ends unanswered, is answered with a JSON-RPC error so no client waits forever.
+
+use std::io::{BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::ProxyError;
+use super::lines::{Frame, LineReader};
+use super::relay::ToClient;
+use super::session::Outbox;
+
+/// Where the upstream server is.
+#[derive(Debug, Clone)]
+pub enum UpstreamSpec {
+    Command { program: String, args: Vec<String> },
+    Http { url: String, headers: Vec<(String, String)> },
+}
+
+/// What the upstream reports.
+pub trait Events: Send + Sync + 'static {
+    fn message(&self, raw: &[u8]);
+    fn closed(&self, why: &str);
+}
+
+/// A connected upstream whose reading starts once the session that handles its events exists.
+pub struct Connected {
+    pub outbox: Arc<dyn Outbox>,
+    start: Box<dyn FnOnce(Arc<dyn Events>) + Send>,
+}
+
+impl std::fmt::Debug for Connected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connected").finish_non_exhaustive()
+    }
+}
+
+impl Connected {
+    pub fn start(self, events: Arc<dyn Events>) {
+        (self.start)(events)
+    }
+}
+
+/// Start (or prepare to reach) the upstream.
+pub fn connect(
+    spec: &UpstreamSpec,
+    max_message: usize,
+    runtime: &tokio::runtime::Handle,
+) -> Result<Connected, ProxyError> {
+    match spec {
+        UpstreamSpec::Command { program, args } => spawn_child(program, args, max_message),
+        UpstreamSpec::Http { url, headers } => http(url, headers, runtime),
+    }
+}
+
+struct ChildOutbox {
+    stdin: Mutex<Option<ChildStdin>>,
+    child: Arc<Mutex<Child>>,
+}
+
+impl Outbox for ChildOutbox {
+    fn send(&self, message: ToClient) {
+        let mut stdin = self.stdin.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(pipe) = stdin.as_mut() else { return };
+        let mut bytes = message.bytes;
+        bytes.push(b'\n');
+        // A write error means the child is gone; its reader thread reports that with the exit status.
+        if let Err(e) = pipe.write_all(&bytes).and_then(|()| pipe.flush()) {
+            tracing::debug!("writing to the upstream's stdin: {e}");
+        }
+    }
+
+    fn close(&self) {
+        drop(self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take());
+        // Closing stdin asks the server to exit; one that ignores it is killed after a grace period.
+        let child = Arc::clone(&self.child);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(2));
+            let mut child = child.lock().unwrap_or_else(|e| e.into_inner());
+            if matches!(child.try_wait(), Ok(None)) {
+                tracing::warn!("the upstream server did not exit after its stdin closed; killing it");
+                let _ = child.kill();
+            }
+        });
+    }
+}
+
+fn spawn_child(program: &str, args: &[String], max_message: usize) -> Result<Connected, ProxyError> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|source| ProxyError::Spawn { program: program.to_string(), source })?;
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let child = Arc::new(Mutex::new(child));
+    let outbox = Arc::new(ChildOutbox { stdin: Mutex::new(stdin), child: Arc::clone(&child) });
+    let start = move |events: Arc<dyn Events>| {
+        std::thread::spawn(move || {
+            if let Some(stdout) = stdout {
+                let mut reader = LineReader::new(BufReader::with_capacity(64 * 1024, stdout), max_message);
+                loop {
+                    match reader.next_frame() {
+                        Ok(Frame::Line(line)) => events.message(&line),
+                        Ok(Frame::TooLong(n)) => {
+                            tracing::warn!("dropped a {n}-byte message from the upstream (limit {max_message})");
+                        }
+                        Ok(Frame::Eof) => break,
+                        Err(e) => {
+                            tracing::warn!("reading the upstream's stdout: {e}");
+                            break;
+                        }
+                    }
+                }
+            }
+            let status = loop {
+                let mut guard = child.lock().unwrap_or_else(|e| e.into_inner());
+                match guard.try_wait() {
+                    Ok(Some(status)) => break status.to_string(),
+                    Ok(None) => {}
+                    Err(e) => break format!("cannot wait for it: {e}"),
+                }
+                drop(guard);
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            events.closed(&status);
+        });
+    };
+    Ok(Connected { outbox, start: Box::new(start) })
+}
+
+struct HttpOutbox {
+    tx: mpsc::UnboundedSender<Option<Vec<u8>>>,
+}
+
+impl Outbox for HttpOutbox {
+    fn send(&self, message: ToClient) {
+        let _ = self.tx.send(Some(message.bytes));
+    }
+
+    fn close(&self) {
+        let _ = self.tx.send(None);
+    }
+}
+
+#[derive(Default)]
+struct HttpState {
+    session_id: Option<String>,
+    protocol_version: Option<String>,
+}
+
+struct HttpClient {
+    client: reqwest::Client,
+    url: String,
+    headers: reqwest::header::HeaderMap,
+    state: Mutex<HttpState>,
+}
+
+fn http(url: &str, headers: &[(String, String)], runtime: &tokio::runtime::Handle) -> Result<Connected, ProxyError> {
+    let mut map = reqwest::header::HeaderMap::new();
+    for (name, value) in headers {
+        let bad = || ProxyError::Header(format!("{name}: {value}"));
+        let name = reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| bad())?;
+        let value = reqwest::header::HeaderValue::from_str(value.trim()).map_err(|_| bad())?;
+        map.append(name, value);
+    }
+    let client = shared_client()?;
+    let http = Arc::new(HttpClient { client, url: url.to_string(), headers: map, state: Mutex::default() });
+    let (tx, mut rx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
+    let runtime = runtime.clone();
+    let start = move |events: Arc<dyn Events>| {
+        runtime.spawn(async move {
+            while let Some(Some(bytes)) = rx.recv().await {
+                let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                if value.get("method").and_then(Value::as_str) == Some("initialize") {
+                    // Alone and awaited: everything after it needs the session id it returns.
+                    http.post(bytes, &value, events.as_ref()).await;
+                    let (http, events) = (Arc::clone(&http), Arc::clone(&events));
+                    tokio::spawn(async move { http.listen(events.as_ref()).await });
+                } else {
+                    let (http, events) = (Arc::clone(&http), Arc::clone(&events));
+                    tokio::spawn(async move { http.post(bytes, &value, events.as_ref()).await });
+                }
+            }
+            http.delete().await;
+        });
+    };
+    Ok(Connected { outbox: Arc::new(HttpOutbox { tx }), start: Box::new(start) })
+}
+
+/// One client for every session: one connection pool, and TLS roots loaded once rather than per session.
+fn shared_client() -> Result<reqwest::Client, ProxyError> {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    if let Some(client) = CLIENT.get() {
+        return Ok(client.clone());
+    }
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| ProxyError::Http(e.to_string()))?;
+    Ok(CLIENT.get_or_init(|| client).clone())
+}
+
+impl HttpClient {
+    fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
+        let mut req = self
+            .client
+            .request(method, &self.url)
+            .headers(self.headers.clone())
+            .header(reqwest::header::ACCEPT, "application/json, text/event-stream");
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(id) = &state.session_id {
+            req = req.header("mcp-session-id", id);
+        }
+        if let Some(v) = &state.protocol_version {
+            req = req.header("mcp-protocol-version", v);
+        }
+        req
+    }
+
+    async fn post(&self, bytes: Vec<u8>, value: &Value, events: &dyn Events) {
+        let mut waiting = request_ids(value);
+        let req = self.request(reqwest::Method::POST).header(reqwest::header::CONTENT_TYPE, "application/json");
+        let outcome = match req.body(bytes).send().await {
+            Err(e) => Err(format!("cannot reach the upstream: {e}")),
+            Ok(resp) if !resp.status().is_success() => Err(format!("the upstream answered HTTP {}", resp.status())),
+            Ok(resp) => {
+                if let Some(id) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+                    self.state.lock().unwrap_or_else(|e| e.into_inner()).session_id = Some(id.to_string());
+                }
+                self.read_body(resp, &mut waiting, events).await
+            }
+        };
+        let why = match outcome {
+            Ok(()) if waiting.is_empty() => return,
+            Ok(()) => "the upstream ended its answer without answering".to_string(),
+            Err(why) => why,
+        };
+        tracing::warn!("{why}");
+        for id in waiting {
+            let error =
+                json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32000, "message": format!("toolwarden: {why}")}});
+            events.message(&serde_json::to_vec(&error).unwrap_or_default());
+        }
+    }
+
+    /// Deliver a JSON or SSE body, ticking off answered request ids.
+    async fn read_body(
+        &self,
+        mut resp: reqwest::Response,
+        waiting: &mut Vec<Value>,
+        events: &dyn Events,
+    ) -> Result<(), String> {
+        let sse = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let deliver = |data: &[u8], waiting: &mut Vec<Value>| {
+            if let Ok(value) = serde_json::from_slice::<Value>(data) {
+                self.note(&value);
+                for answered in answered_ids(&value) {
+                    waiting.retain(|id| *id != answered);
+                }
+            }
+            events.message(data);
+        };
+        if !sse {
+            let body = resp.bytes().await.map_err(|e| format!("reading the upstream's answer: {e}"))?;
+            if !body.iter().all(u8::is_ascii_whitespace) {
+                deliver(&body, waiting);
+            }
+            return Ok(());
+        }
+        let mut parser = SseParser::default();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    for data in parser.push(&chunk) {
+                        deliver(data.as_bytes(), waiting);
+                    }
+                    if waiting.is_empty() && !parser.pending() {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(format!("reading the upstream's stream: {e}")),
+            }
+        }
+    }
+
+    /// Remember the negotiated protocol version from an initialize result.
+    fn note(&self, value: &Value) {
+        if let Some(v) = value.pointer("/result/protocolVersion").and_then(Value::as_str) {
+            self.state.lock().unwrap_or_else(|e| e.into_inner()).protocol_version = Some(v.to_string());
+        }
+    }
+
+    /// The GET stream for messages the server sends unprompted; optional in the protocol (405 is fine).
+    async fn listen(&self, events: &dyn Events) {
+        let Ok(resp) = self.request(reqwest::Method::GET).send().await else { return };
+        if !resp.status().is_success() {
+            return;
+        }
+        let mut waiting = Vec::new();
+        if let Err(e) = self.read_body(resp, &mut waiting, events).await {
+            tracing::debug!("the upstream's GET stream ended: {e}");
+        }
+    }
+
+    async fn delete(&self) {
+        if self.state.lock().unwrap_or_else(|e| e.into_inner()).session_id.is_some() {
+            let _ = self.request(reqwest::Method::DELETE).send().await;
+        }
+    }
+}
+
+/// Ids of the requests in a message or batch.
+fn request_ids(value: &Value) -> Vec<Value> {
+    let one = |v: &Value| v.get("method").and(v.get("id")).filter(|id| !id.is_null()).cloned();
+    match value {
+        Value::Array(items) => items.iter().filter_map(one).collect(),
+        v => one(v).into_iter().collect(),
+    }
+}
+
+/// Ids of the responses in a message or batch.
+fn answered_ids(value: &Value) -> Vec<Value> {
+    let one = |v: &Value| if v.get("method").is_none() { v.get("id").cloned() } else { None };
+    match value {
+        Value::Array(items) => items.iter().filter_map(one).collect(),
+        v => one(v).into_iter().collect(),
+    }
+}
+
+/// Server-sent events: `data:` lines joined per event, everything else ignored.
+#[derive(Debug, Default)]
+pub(crate) struct SseParser {
+    buf: String,
+}
+
+impl SseParser {
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+        self.buf.push_str(&String::from_utf8_lossy(chunk).replace("\r\n", "\n"));
+        let mut out = Vec::new();
+        while let Some(end) = self.buf.find("\n\n") {
+            let event: String = self.buf.drain(..end + 2).collect();
+            let data: Vec<&str> = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                .collect();
+            if !data.is_empty() {
+                out.push(data.join("\n"));
+            }
+        }
+        out
+    }
+
+    fn pending(&self) -> bool {
+        !self.buf.trim().is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_events_are_split_across_chunks() {
+        let mut p = SseParser::default();
+        assert!(p.push(b"event: message\r\ndata: {\"a\"").is_empty());
+        assert_eq!(p.push(b":1}\r\n\r\n: keepalive\n\ndata: x\ndata: y\n\n"), vec!["{\"a\":1}", "x\ny"]);
+        assert!(!p.pending());
+    }
+
+    #[test]
+    fn request_and_answer_ids() {
+        let batch = json!([{"id":1,"method":"a"},{"method":"n"},{"id":2,"result":{}}]);
+        assert_eq!(request_ids(&batch), vec![json!(1)]);
+        assert_eq!(answered_ids(&batch), vec![json!(2)]);
+    }
+}
