@@ -79,3 +79,26 @@ fn registry_packages_become_commands_and_remotes_urls() {
     assert!(notes.iter().any(|n| n.contains("oci")), "{notes:?}");
     assert!(notes.iter().any(|n| n.contains("SSE")), "{notes:?}");
 }
+
+#[test]
+fn servers_files_need_exactly_one_of_command_and_url_and_reject_unknown_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let ok = write(
+        "ok.toml",
+        "[servers.a]\ncommand = \"x\"\nargs = [\"1\"]\n[servers.b]\nurl = \"http://h/mcp\"\n[servers.c]\ncommand = \"y\"\ndisabled = true\n",
+    );
+    let sources = from_servers_file(&ok).unwrap();
+    assert_eq!(sources.iter().map(|s| s.spec.target()).collect::<Vec<_>>(), ["x 1", "http://h/mcp"]);
+    assert!(sources.iter().all(|s| !s.explicit));
+    let both = write("both.json", r#"{"servers": {"a": {"command": "x", "url": "http://h"}}}"#);
+    assert!(from_servers_file(&both).unwrap_err().to_string().contains("both `command` and `url`"));
+    let neither = write("neither.json", r#"{"servers": {"a": {}}}"#);
+    assert!(from_servers_file(&neither).unwrap_err().to_string().contains("needs `command` or `url`"));
+    let typo = write("typo.toml", "[servers.a]\ncommand = \"x\"\nargz = []\n");
+    assert!(from_servers_file(&typo).unwrap_err().to_string().contains("argz"));
+}

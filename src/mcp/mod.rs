@@ -202,16 +202,61 @@ pub async fn list_tools(spec: &ServerSpec, options: &ListOptions) -> Result<List
             })
         }
         Transport::Http { url, headers } => {
-            let transport = http_transport(url, headers, options.timeout)?;
-            match session(transport, None, started, deadline).await {
-                Ok(listing) => Ok(listing),
-                Err(SessionError::Timeout(phase)) => {
-                    Err(McpError::Timeout { phase, secs: options.timeout.as_secs_f64(), stderr: String::new() })
+            let result = http_session(url, headers, options, started, deadline).await;
+            // Servers guarding against DNS rebinding often accept only `Host: localhost`; a loopback IP in the
+            // URL makes them answer 403. Try once more the way a browser on localhost would.
+            match (&result, localhost_host(url)) {
+                (Err(McpError::Http { status: 403, .. }), Some(host))
+                    if !headers.keys().any(|k| k.eq_ignore_ascii_case("host")) =>
+                {
+                    let mut with_host = headers.clone();
+                    with_host.insert("Host".into(), host.clone());
+                    let mut retry = http_session(url, &with_host, options, Instant::now(), deadline).await?;
+                    retry.warnings.push(format!("HTTP 403 with the IP address; listed with \"Host: {host}\""));
+                    Ok(retry)
                 }
-                Err(SessionError::Closed { phase, message }) => Err(http_error(url, phase, message)),
+                _ => result,
             }
         }
     }
+}
+
+async fn http_session(
+    url: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+    options: &ListOptions,
+    started: Instant,
+    deadline: Instant,
+) -> Result<Listing, McpError> {
+    let transport = http_transport(url, headers, options.timeout)?;
+    match session(transport, None, started, deadline).await {
+        Ok(listing) => Ok(listing),
+        Err(SessionError::Timeout(phase)) => {
+            Err(McpError::Timeout { phase, secs: options.timeout.as_secs_f64(), stderr: String::new() })
+        }
+        Err(SessionError::Closed { phase, message }) => Err(http_error(url, phase, message)),
+    }
+}
+
+/// `localhost:PORT` when the URL's host is a loopback IP (`127.x.x.x`, `[::1]`).
+fn localhost_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, p) = v6.split_once(']')?;
+        (h, p.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let loopback = host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    loopback.then(|| match port {
+        Some(p) if !p.is_empty() => format!("localhost:{p}"),
+        _ => "localhost".to_string(),
+    })
 }
 
 enum SessionError {
@@ -442,6 +487,15 @@ mod tests {
             McpError::Connect { .. }
         ));
         assert!(matches!(http_error(url, Phase::ToolsList, "bad frame".into()), McpError::Protocol { .. }));
+    }
+
+    #[test]
+    fn loopback_urls_get_a_localhost_host() {
+        assert_eq!(localhost_host("http://127.0.0.1:8931/mcp").as_deref(), Some("localhost:8931"));
+        assert_eq!(localhost_host("http://[::1]:80/mcp").as_deref(), Some("localhost:80"));
+        assert_eq!(localhost_host("http://127.0.0.1/mcp").as_deref(), Some("localhost"));
+        assert_eq!(localhost_host("http://example.com:80/mcp"), None);
+        assert_eq!(localhost_host("http://10.0.0.1/mcp"), None);
     }
 
     #[test]

@@ -190,16 +190,20 @@ fn http_401_403_404_are_reported_as_such() {
 }
 
 #[test]
-fn an_http_server_that_needs_a_host_header_works_with_header() {
+fn an_http_server_that_needs_a_host_header_is_retried_with_localhost() {
     let (_server, port) = http_fixture("host");
     let env = Env::new();
     let url = format!("http://127.0.0.1:{port}/mcp");
-    let (r, _) = crawl_one(&env, &["--http", &url]);
-    assert!(r["error"].as_str().unwrap().contains("HTTP 403"), "{r}");
-    let (r, out) = crawl_one(&env, &["--http", &url, "--header", "Host: localhost"]);
+    let (r, out) = crawl_one(&env, &["--http", &url]);
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(names(&r), ["http_tool"]);
+    assert!(warnings(&r).contains(&format!("Host: localhost:{port}")), "{r}");
     assert!(out.status.success());
+    // An explicit Host header is respected, not second-guessed.
+    let (r, _) = crawl_one(&env, &["--http", &url, "--header", "Host: evil.example"]);
+    assert!(r["error"].as_str().unwrap().contains("HTTP 403"), "{r}");
+    let (r, _) = crawl_one(&env, &["--http", &url, "--header", "Host: localhost"]);
+    assert_eq!(r["ok"], true, "{r}");
 }
 
 #[test]
