@@ -34,9 +34,17 @@ impl CompiledPolicy {
         &self.document
     }
 
-    /// Whether `tools/list` may show this tool (hidden tools are removed).
+    /// Whether `tools/list` may show this tool: not hidden, and not refused whatever its arguments (an explicit
+    /// `deny` on the tool or on `"*"`, or no entry under `default: deny`). A tool that only some calls may use
+    /// (conditions, limits, approval) stays listed, so the agent can read its refusal reasons.
     pub fn lists(&self, tool: &str) -> bool {
-        !self.hidden.contains(tool)
+        if self.hidden.contains(tool) || self.star.as_ref().is_some_and(|r| r.action == Some(Action::Deny)) {
+            return false;
+        }
+        match self.tools.get(tool) {
+            Some(rule) => rule.action != Some(Action::Deny),
+            None => self.default == DefaultAction::Allow,
+        }
     }
 
     pub fn is_hidden(&self, tool: &str) -> bool {

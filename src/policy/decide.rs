@@ -75,6 +75,9 @@ pub struct Charge {
     pub max: f64,
     /// Seconds the window lasts; the count may be forgotten at `key.window_start + window_seconds`.
     pub window_seconds: u64,
+    /// A spend counter (`increment_from`): given back when the upstream reports failure. Call counts are
+    /// not, so an agent retrying a failing call still reaches its limit.
+    pub refundable: bool,
 }
 
 /// What to do with a call.
@@ -274,7 +277,13 @@ fn evaluate(policy: &CompiledPolicy, call: &Call<'_>, counters: &Counters, trace
                     rule: limit.path.clone(),
                 };
             }
-            charges.push(Charge { key, amount, max: limit.max, window_seconds: limit.window.seconds() });
+            charges.push(Charge {
+                key,
+                amount,
+                max: limit.max,
+                window_seconds: limit.window.seconds(),
+                refundable: limit.increment_from.is_some(),
+            });
         }
     }
     for rule in rules_for(policy, tool) {

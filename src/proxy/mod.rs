@@ -12,6 +12,7 @@ pub mod audit;
 pub mod counters;
 pub mod file_gate;
 pub mod gate;
+pub mod policy_gate;
 pub mod http;
 pub mod limits;
 pub mod lines;
