@@ -235,7 +235,8 @@ impl Relay {
         let (tool, arguments) = match parsed {
             Ok(p) => p,
             Err(why) => {
-                self.audit_decision("", &Value::Null, "invalid", None, Some(why));
+                let name = params.and_then(|p| p.get("name")).and_then(Value::as_str).unwrap_or("");
+                self.audit_decision(name, &Value::Null, "invalid", None, Some(why));
                 return Err(error_value(
                     id.clone(),
                     INVALID_PARAMS,

@@ -5,9 +5,12 @@
 //! HTTP upstream is a queue of POSTs. Sends are synchronous and cheap (a pipe write or a channel push), which
 //! keeps the stdio path free of task hand-offs: the added latency of the proxy is one parse and one write.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use super::relay::{Relay, ToClient};
 
@@ -18,21 +21,35 @@ pub trait Outbox: Send + Sync {
     fn close(&self) {}
 }
 
+/// Deadlines of forwarded calls, in one queue per session served by one timer task. Every call gets the same
+/// timeout, so a new deadline is never earlier than those queued and the task only needs waking when the queue
+/// was empty: no task, no wake-up and no abort per call, and an answered call leaves nothing behind.
+#[derive(Default)]
+struct Deadlines {
+    queue: BTreeMap<(Instant, u64), String>,
+    by_key: HashMap<String, (Instant, u64)>,
+}
+
 /// One MCP session between a client and an upstream.
 pub struct Session {
     pub relay: Relay,
     to_client: Arc<dyn Outbox>,
     to_upstream: Arc<dyn Outbox>,
     call_timeout: Duration,
-    runtime: tokio::runtime::Handle,
-    /// The deadline task of each forwarded call, aborted when the answer comes: otherwise every call would
-    /// leave a sleeping task behind for the whole timeout (millions at a high call rate).
-    deadlines: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    deadlines: Mutex<Deadlines>,
+    wake: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session").field("relay", &self.relay).finish_non_exhaustive()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Lets the timer task notice the session is gone.
+        self.wake.notify_one();
     }
 }
 
@@ -44,11 +61,25 @@ impl Session {
         call_timeout: Duration,
         runtime: tokio::runtime::Handle,
     ) -> Arc<Session> {
-        Arc::new(Session { relay, to_client, to_upstream, call_timeout, runtime, deadlines: Mutex::default() })
+        let wake = Arc::new(Notify::new());
+        let session = Arc::new(Session {
+            relay,
+            to_client,
+            to_upstream,
+            call_timeout,
+            deadlines: Mutex::default(),
+            wake: Arc::clone(&wake),
+        });
+        runtime.spawn(expire_calls(Arc::downgrade(&session), wake));
+        session
+    }
+
+    fn deadlines(&self) -> std::sync::MutexGuard<'_, Deadlines> {
+        self.deadlines.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A message (or batch) from the client. Returns the ids of the requests forwarded upstream.
-    pub fn from_client(self: &Arc<Session>, raw: &[u8]) -> Vec<String> {
+    pub fn from_client(&self, raw: &[u8]) -> Vec<String> {
         let out = self.relay.from_client(raw);
         for answer in out.client {
             self.to_client.send(answer);
@@ -56,23 +87,19 @@ impl Session {
         if let Some(bytes) = out.upstream {
             self.to_upstream.send(ToClient { bytes, answers: Vec::new() });
         }
-        for (key, serial) in out.deadlines {
-            let session = Arc::downgrade(self);
-            let timeout = self.call_timeout;
-            let task_key = key.clone();
-            let task = self.runtime.spawn(async move {
-                tokio::time::sleep(timeout).await;
-                let Some(session) = session.upgrade() else { return };
-                session.timers().remove(&task_key);
-                if let Some((answer, cancel)) = session.relay.expire(&task_key, serial, timeout.as_secs_f64()) {
-                    tracing::warn!(session = %session.relay.session(), "a tools/call timed out after {timeout:?}");
-                    session.to_client.send(answer);
-                    session.to_upstream.send(ToClient { bytes: cancel, answers: Vec::new() });
+        if !out.deadlines.is_empty() {
+            let at = Instant::now() + self.call_timeout;
+            let mut d = self.deadlines();
+            let was_empty = d.queue.is_empty();
+            for (key, serial) in out.deadlines {
+                d.queue.insert((at, serial), key.clone());
+                if let Some(old) = d.by_key.insert(key, (at, serial)) {
+                    d.queue.remove(&old);
                 }
-            });
-            // A very fast answer may already have come: then the task just finds nothing to expire.
-            if let Some(old) = self.timers().insert(key, task.abort_handle()) {
-                old.abort();
+            }
+            drop(d);
+            if was_empty {
+                self.wake.notify_one();
             }
         }
         out.forwarded
@@ -86,18 +113,14 @@ impl Session {
         }
     }
 
-    fn timers(&self) -> std::sync::MutexGuard<'_, HashMap<String, tokio::task::AbortHandle>> {
-        self.deadlines.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn disarm(&self, answered: &[String]) {
         if answered.is_empty() {
             return;
         }
-        let mut timers = self.timers();
+        let mut d = self.deadlines();
         for key in answered {
-            if let Some(task) = timers.remove(key) {
-                task.abort();
+            if let Some(entry) = d.by_key.remove(key) {
+                d.queue.remove(&entry);
             }
         }
     }
@@ -113,5 +136,47 @@ impl Session {
     /// The client is gone: let the upstream know.
     pub fn close_upstream(&self) {
         self.to_upstream.close();
+    }
+}
+
+/// The session's timer: answers calls whose deadline passed, until the session is dropped.
+async fn expire_calls(session: Weak<Session>, wake: Arc<Notify>) {
+    loop {
+        let next = {
+            let Some(s) = session.upgrade() else { return };
+            s.deadlines().queue.first_key_value().map(|(k, _)| k.0)
+        };
+        match next {
+            None => wake.notified().await,
+            Some(at) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => {}
+                    () = wake.notified() => continue,
+                }
+            }
+        }
+        let Some(s) = session.upgrade() else { return };
+        let now = Instant::now();
+        let due: Vec<(String, u64)> = {
+            let mut d = s.deadlines();
+            let mut due = Vec::new();
+            while let Some(entry) = d.queue.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                let ((_, serial), key) = entry.remove_entry();
+                d.by_key.remove(&key);
+                due.push((key, serial));
+            }
+            due
+        };
+        let timeout = s.call_timeout;
+        for (key, serial) in due {
+            if let Some((answer, cancel)) = s.relay.expire(&key, serial, timeout.as_secs_f64()) {
+                tracing::warn!(session = %s.relay.session(), "a tools/call timed out after {timeout:?}");
+                s.to_client.send(answer);
+                s.to_upstream.send(ToClient { bytes: cancel, answers: Vec::new() });
+            }
+        }
     }
 }
