@@ -1,8 +1,8 @@
 //! `toolwarden proxy`: put the policy between an MCP client and a server.
 //!
-//! Flags are resolved here into a [`crate::proxy::Config`]; the proxy itself never sees clap. Until the
-//! policy engine is wired in, `--policy` is read by the interim [`crate::proxy::file_gate::FileGate`], which
-//! refuses to start on policy features it cannot enforce.
+//! Flags are resolved here into a [`crate::proxy::Config`]; the proxy itself never sees clap. `--policy` is
+//! compiled by the policy engine and enforced by [`crate::proxy::policy_gate::PolicyGate`]; a policy that does
+//! not pass `policy check` stops the proxy from starting.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,8 +15,8 @@ use anyhow::Context;
 use super::{Globals, Outcome, UsageError};
 use crate::proxy::audit::Audit;
 use crate::proxy::counters::{CounterStore, MemoryCounters};
-use crate::proxy::file_gate::FileGate;
 use crate::proxy::gate::Gate;
+use crate::proxy::policy_gate::PolicyGate;
 use crate::proxy::reload::ReloadingGate;
 use crate::proxy::upstream::UpstreamSpec;
 
@@ -95,7 +95,7 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     // Counters outlive policy versions: a reload must not reset anyone's limits.
     let counters: Arc<dyn CounterStore> = Arc::new(MemoryCounters::new());
     let loader = move |path: &std::path::Path| -> Result<Arc<dyn Gate>, String> {
-        let gate = FileGate::load(path, Arc::clone(&counters)).map_err(|e| e.to_string())?;
+        let gate = PolicyGate::load(path, Arc::clone(&counters))?;
         Ok(Arc::new(gate))
     };
     let gate = ReloadingGate::watch(args.policy.clone(), Box::new(loader), Arc::clone(&audit))

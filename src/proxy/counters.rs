@@ -163,6 +163,11 @@ impl CounterStore for MemoryCounters {
     }
 }
 
+/// Seconds since the Unix epoch: the clock every window is counted in.
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

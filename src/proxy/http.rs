@@ -30,7 +30,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::limits;
+use super::counters;
 use super::relay::{Relay, ToClient};
 use super::session::{Outbox, Session};
 use super::upstream::{self, Events};
@@ -283,7 +283,7 @@ fn find_session(
             Err(reject(StatusCode::FORBIDDEN, -32600, "Forbidden: the session belongs to another identity"))
         }
         Some(s) => {
-            s.last_seen.store(limits::now(), Ordering::Relaxed);
+            s.last_seen.store(counters::now(), Ordering::Relaxed);
             Ok((id, s))
         }
     }
@@ -296,7 +296,7 @@ async fn reap(app: Weak<App>, idle: Duration) {
     loop {
         tokio::time::sleep(every).await;
         let Some(app) = app.upgrade() else { return };
-        let now = limits::now();
+        let now = counters::now();
         let stale: Vec<(String, Arc<HttpSession>)> = {
             let mut sessions = app.sessions.lock().unwrap_or_else(|e| e.into_inner());
             let ids: Vec<String> = sessions
@@ -343,7 +343,7 @@ fn open_session(app: &Arc<App>, identity: Option<String>) -> Result<(String, Arc
         app: Arc::downgrade(app),
         id: id.clone(),
     }));
-    let http_session = Arc::new(HttpSession { session, streams, identity, last_seen: AtomicU64::new(limits::now()) });
+    let http_session = Arc::new(HttpSession { session, streams, identity, last_seen: AtomicU64::new(counters::now()) });
     app.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), Arc::clone(&http_session));
     tracing::info!(session = %id, "opened a session");
     Ok((id, http_session))

@@ -1,21 +1,19 @@
 //! The enforcement proxy: sits between one MCP client and one upstream server, relays everything, filters
 //! `tools/list`, and decides every `tools/call` before it is forwarded.
 //!
-//! Layers, from pure to effectful: [`gate`] (the policy as the proxy sees it), [`counters`] and [`limits`]
-//! (windowed rate and spend limits), [`relay`] (one session's routing and rewriting, no I/O), [`audit`] (one
-//! JSON line per decision), [`session`] (a relay wired to its peers, with call deadlines), then the
+//! Layers, from pure to effectful: [`gate`] (the policy as the proxy sees it), [`policy_gate`]
+//! (`policy::decide` behind that gate), [`counters`] (windowed rate and spend limits), [`relay`] (one
+//! session's routing and rewriting, no I/O), [`audit`] (one JSON line per decision), [`session`] (a relay wired to its peers, with call deadlines), then the
 //! transports: [`stdio`] and [`http`] frontends, [`upstream`] children and HTTP endpoints. The relay works on
 //! raw JSON-RPC rather than re-terminating MCP with typed handlers, so whatever the two peers say to each
 //! other, including protocol features newer than this build, passes unchanged; see `doc/proxy.md`.
 
 pub mod audit;
 pub mod counters;
-pub mod file_gate;
 pub mod gate;
-pub mod policy_gate;
 pub mod http;
-pub mod limits;
 pub mod lines;
+pub mod policy_gate;
 pub mod relay;
 pub mod reload;
 pub mod session;

@@ -9,9 +9,9 @@
 
 use std::sync::Arc;
 
-use super::counters::{Charge, CounterStore, Reservation, Window};
+use super::counters::{self, Charge, CounterStore, Reservation, Window};
 use super::gate::{Call, CallOutcome, Gate, Verdict};
-use super::limits;
+
 use crate::policy::{self, CompiledPolicy, Counters, Decision, ScopeKey};
 
 /// A compiled policy plus the counters it charges.
@@ -66,7 +66,7 @@ impl Gate for PolicyGate {
     }
 
     fn check(&self, call: &Call) -> Verdict {
-        let now = limits::now();
+        let now = counters::now();
         let identity = call.identity.as_deref().unwrap_or("anonymous");
         let pcall = policy::Call {
             tool: &call.tool,
@@ -85,7 +85,14 @@ impl Gate for PolicyGate {
                 let charges: Vec<Charge> = charges.iter().map(store_charge).collect();
                 match self.counters.reserve(&charges, now) {
                     Ok(reserved) => Verdict::Allow { charges: reserved, rule },
-                    Err(exceeded) => Verdict::Deny { reason: exceeded.to_string(), rule: Some("limits".into()) },
+                    Err(exceeded) => {
+                        let counter = exceeded.key.split_once('|').map_or(exceeded.key.as_str(), |(c, _)| c);
+                        let reason = format!(
+                            "limit `{counter}` reached: {} of {} per {} used",
+                            exceeded.used, exceeded.max, exceeded.window
+                        );
+                        Verdict::Deny { reason, rule: Some("limits".into()) }
+                    }
                 }
             }
         }
@@ -122,7 +129,8 @@ mod tests {
             r#"{"version": "1", "default": "deny",
                 "tools": {"create_profile": {"limits": [{"counter": "create_profile_rate", "window": "minute", "max": 3, "scope": "grant"}]}}}"#,
         );
-        let admitted = (0..10).filter(|_| matches!(g.check(&call("create_profile", json!({}))), Verdict::Allow { .. })).count();
+        let admitted =
+            (0..10).filter(|_| matches!(g.check(&call("create_profile", json!({}))), Verdict::Allow { .. })).count();
         // Three unless the minute rolled over between calls, which can only add a fresh window's three.
         assert!(admitted == 3 || admitted == 6, "admitted {admitted}");
         assert!(matches!(g.check(&call("other_tool", json!({}))), Verdict::Deny { .. }));

@@ -3,15 +3,17 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::policy;
 use crate::proxy::counters::MemoryCounters;
-use crate::proxy::file_gate::FileGate;
+use crate::proxy::policy_gate::PolicyGate;
 
-const POLICY: &str = r#"{"default":"allow","hide":["secret"],
+const POLICY: &str = r#"{"version":"1","default":"allow","hide":["secret"],
     "tools":{"nuke":{"action":"deny","reason":"never"},
              "echo":{"limits":[{"counter":"echo","window":"hour","max":2}]}}}"#;
 
 fn relay() -> Relay {
-    let gate = FileGate::parse(POLICY, Arc::new(MemoryCounters::new())).unwrap();
+    let compiled = policy::load(&policy::Source::new(policy::Syntax::Json, POLICY)).unwrap();
+    let gate = PolicyGate::new(compiled, Arc::new(MemoryCounters::new()));
     Relay::new(Arc::new(gate), Arc::new(Audit::disabled()), "s".into(), None)
 }
 

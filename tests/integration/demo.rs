@@ -96,7 +96,7 @@ fn the_capture_of_the_demo_server_is_what_it_lists() {
 }
 
 #[test]
-#[ignore = "needs `toolwarden classify` from the classifier lane; un-ignore when merged"]
+
 fn the_capture_of_the_demo_server_classifies_as_snapshotted() {
     let env = Env::new();
     let demo = env.write("demo.json", std::fs::read(demo_capture(&env)).unwrap());

@@ -8,5 +8,5 @@ mod classify;
 mod crawl;
 mod demo;
 mod policy;
-mod quickstart;
 mod proxy;
+mod quickstart;
