@@ -16,12 +16,30 @@ const TOOLS: usize = 20_000;
 const ROUNDS: usize = 7;
 
 const VERBS: &[&str] = &[
-    "get", "list", "search", "create", "update", "delete", "run", "send", "refund", "archive", "query", "fetch",
-    "set", "remove", "execute", "deploy", "cancel", "merge", "add", "describe",
+    "get", "list", "search", "create", "update", "delete", "run", "send", "refund", "archive", "query", "fetch", "set",
+    "remove", "execute", "deploy", "cancel", "merge", "add", "describe",
 ];
 const OBJECTS: &[&str] = &[
-    "issue", "pull_request", "file", "customer", "payment", "invoice", "message", "channel", "table", "instance",
-    "bucket", "subscription", "page", "block", "record", "workflow", "tab", "user", "branch", "secret",
+    "issue",
+    "pull_request",
+    "file",
+    "customer",
+    "payment",
+    "invoice",
+    "message",
+    "channel",
+    "table",
+    "instance",
+    "bucket",
+    "subscription",
+    "page",
+    "block",
+    "record",
+    "workflow",
+    "tab",
+    "user",
+    "branch",
+    "secret",
 ];
 const PREFIXES: &[&str] = &["", "github", "gitlab", "slack", "stripe", "aws", "notion", "browser", "db", "k8s"];
 
@@ -126,7 +144,8 @@ fn generate() -> String {
             tool["description"] = description;
         }
         if rng.next(2) == 0 {
-            tool["annotations"] = json!({"readOnlyHint": rng.next(2) == 0, "destructiveHint": rng.next(3) == 0, "openWorldHint": false});
+            tool["annotations"] =
+                json!({"readOnlyHint": rng.next(2) == 0, "destructiveHint": rng.next(3) == 0, "openWorldHint": false});
         }
         tools.push(tool);
     }

@@ -1,0 +1,153 @@
+//! Structural security findings: what the regex rules of `data/rules/findings.toml` cannot express.
+//!
+//! - `confusable-name`: a name that mixes Latin letters with look-alike letters of another script
+//!   (`send_emаil` with a Cyrillic `а`) so it passes for another tool; `non-ascii-name` for any other
+//!   non-ASCII name.
+//! - `suspicious-parameter`: a parameter with an innocuous side-channel name (`note`, `context`, `sidenote`,
+//!   ...) whose description asks for files, secrets or the conversation: the classic poisoned-tool shape.
+//! - `long-description`: a description far longer than documentation needs, where instructions hide.
+//!
+//! These run after the rule engine on the same bounded inputs (the schema walk of `schema`), add at most one
+//! finding per id, and quote their evidence with invisible characters replaced, like the rule findings.
+
+use super::schema;
+use super::words::{quote, truncate};
+use crate::model::{Finding, Risk, Tool};
+
+/// Part of the ruleset version: bump when these checks change, so stored classifications are redone.
+pub(crate) const VERSION: &str = "findings-1";
+
+/// Descriptions longer than this (characters) get a `long-description` finding.
+pub(crate) const LONG_DESCRIPTION: usize = 4000;
+
+/// Parameter names that carry no meaning of their own and are the usual side channel of poisoned tools.
+const SIDE_CHANNEL_NAMES: &[&str] = &[
+    "note",
+    "notes",
+    "sidenote",
+    "side note",
+    "context",
+    "extra",
+    "metadata",
+    "meta",
+    "debug",
+    "feedback",
+    "reasoning",
+    "remark",
+    "remarks",
+    "comment",
+    "comments",
+    "annotation",
+    "info",
+    "details",
+    "data",
+    "payload",
+];
+
+/// What a side-channel parameter's description asks for that a legitimate one does not.
+const ASKS_FOR: &[&str] = &[
+    "contents of",
+    "content of",
+    "~/",
+    "/etc/",
+    ".ssh",
+    "id_rsa",
+    ".env",
+    "private key",
+    "api key",
+    "password",
+    "credential",
+    "secret",
+    "token",
+    "conversation",
+    "chat history",
+    "previous messages",
+    "system prompt",
+    "mcp.json",
+    "config file",
+];
+
+/// Add the structural findings of `tool` to `out`.
+pub(crate) fn check(tool: &Tool, out: &mut Vec<Finding>) {
+    name_findings(&tool.name, out);
+    if let Some(desc) = tool.description.as_deref() {
+        let chars = desc.chars().count();
+        if chars > LONG_DESCRIPTION {
+            push(
+                out,
+                "long-description",
+                Risk::Low,
+                format!("the description is {chars} characters long, where instructions can hide"),
+            );
+        }
+    }
+    if let Some(s) = tool.input_schema.as_ref().filter(|s| s.is_object()) {
+        for prop in schema::collect(s).properties {
+            let last = prop.words.rsplit(' ').next().unwrap_or_default();
+            if !(SIDE_CHANNEL_NAMES.contains(&prop.words.as_str()) || SIDE_CHANNEL_NAMES.contains(&last)) {
+                continue;
+            }
+            let Some(desc) = prop.description.as_deref() else { continue };
+            if let Some(what) = ASKS_FOR.iter().find(|w| desc.contains(*w)) {
+                let at = desc.find(what).unwrap_or(0);
+                let start = desc[..at].char_indices().rev().nth(40).map_or(0, |(i, _)| i);
+                push(
+                    out,
+                    "suspicious-parameter",
+                    Risk::High,
+                    format!(
+                        "parameter {} asks for \"{}\"",
+                        prop.path,
+                        shown(truncate(&desc[start..], at - start + 60))
+                    ),
+                );
+                break;
+            }
+        }
+    }
+}
+
+fn name_findings(name: &str, out: &mut Vec<Finding>) {
+    if name.is_ascii() {
+        return;
+    }
+    let latin = name.chars().any(|c| c.is_ascii_alphabetic());
+    let confusable = name.chars().any(is_confusable_script);
+    if latin && confusable {
+        push(
+            out,
+            "confusable-name",
+            Risk::High,
+            format!("the name mixes Latin letters with look-alike letters of another script: \"{}\"", shown(name)),
+        );
+    } else {
+        push(out, "non-ascii-name", Risk::Low, format!("the name has non-ASCII characters: \"{}\"", shown(name)));
+    }
+}
+
+/// Letters of scripts with Latin look-alikes: Greek, Cyrillic, Armenian, Cherokee, fullwidth forms, and the
+/// mathematical alphanumerics.
+fn is_confusable_script(c: char) -> bool {
+    matches!(c,
+        '\u{0370}'..='\u{03FF}' | '\u{0400}'..='\u{052F}' | '\u{0530}'..='\u{058F}' | '\u{13A0}'..='\u{13FF}'
+        | '\u{FF01}'..='\u{FF5E}' | '\u{1D400}'..='\u{1D7FF}')
+}
+
+/// Untrusted text as evidence: bounded, control and invisible characters shown as U+FFFD.
+fn shown(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| if c.is_control() || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{E0000}'..='\u{E007F}') { '\u{FFFD}' } else { c })
+        .collect();
+    quote(&cleaned, 80)
+}
+
+fn push(out: &mut Vec<Finding>, id: &str, severity: Risk, text: String) {
+    if !out.iter().any(|f| f.id == id) {
+        out.push(Finding { id: id.to_string(), severity, text });
+    }
+}
+
+#[cfg(test)]
+#[path = "findings_tests.rs"]
+mod tests;
