@@ -14,5 +14,6 @@ pub mod demo;
 pub mod index;
 pub mod mcp;
 pub mod model;
+pub mod pin;
 pub mod policy;
 pub mod store;

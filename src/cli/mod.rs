@@ -12,6 +12,7 @@ mod export;
 mod import;
 mod index;
 pub mod output;
+mod pin;
 mod policy;
 mod quickstart;
 mod search;
@@ -104,6 +105,8 @@ pub enum Command {
     Index(index::Args),
     /// Generate, check, explain and import policies
     Policy(policy::Args),
+    /// Approve a server's current tool definitions; later changes are reported against the pin
+    Pin(pin::Args),
 }
 
 /// What a successful command reports to the exit code.
@@ -150,6 +153,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Export(args) => export::run(args, g),
         Command::Index(args) => index::run(args, g),
         Command::Policy(args) => policy::run(args, g),
+        Command::Pin(args) => pin::run(args, g),
     }
 }
 
