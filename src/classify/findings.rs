@@ -67,6 +67,43 @@ const ASKS_FOR: &[&str] = &[
     "config file",
 ];
 
+/// The findings these checks can report, for catalogues of rules (SARIF): id, default severity, meaning.
+pub(crate) const STRUCTURAL: &[(&str, Risk, &str)] = &[
+    ("confusable-name", Risk::High, "the name mixes Latin letters with look-alike letters of another script"),
+    ("non-ascii-name", Risk::Low, "the name has non-ASCII characters"),
+    ("suspicious-parameter", Risk::High, "a side-channel parameter (note, context, ...) asks for files or secrets"),
+    ("long-description", Risk::Low, "the description is long enough to hide instructions"),
+];
+
+/// A finding the classifier can report, described for rule catalogues.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FindingInfo {
+    pub id: String,
+    pub severity: Risk,
+    pub text: String,
+}
+
+impl super::Classifier {
+    /// Every finding id the rules and the structural checks can report (the engine's own
+    /// `annotation-contradiction` included), each once.
+    pub fn finding_rules(&self) -> Vec<FindingInfo> {
+        let mut out: Vec<FindingInfo> = Vec::new();
+        let mut add = |id: &str, severity: Risk, text: &str| {
+            if !out.iter().any(|f| f.id == id) {
+                out.push(FindingInfo { id: id.to_string(), severity, text: text.to_string() });
+            }
+        };
+        for f in &self.rules.findings {
+            add(&f.id, f.severity, &f.text);
+        }
+        for (id, severity, text) in STRUCTURAL {
+            add(id, *severity, text);
+        }
+        add("annotation-contradiction", Risk::High, "the tool's annotations contradict what its text says it does");
+        out
+    }
+}
+
 /// Add the structural findings of `tool` to `out`.
 pub(crate) fn check(tool: &Tool, out: &mut Vec<Finding>) {
     name_findings(&tool.name, out);

@@ -25,6 +25,8 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{Classification, Tool};
 
+pub use findings::FindingInfo;
+
 /// Errors loading a ruleset.
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyError {

@@ -84,7 +84,7 @@ fn expand(files: Vec<PathBuf>) -> anyhow::Result<Vec<PathBuf>> {
 /// Largest capture file read (a real `tools/list` result is kilobytes; this bounds a hostile one).
 const MAX_CAPTURE_BYTES: u64 = 256 * 1024 * 1024;
 
-fn read_capture(file: &Path) -> Result<ToolCapture, String> {
+pub(super) fn read_capture(file: &Path) -> Result<ToolCapture, String> {
     let size = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
     if size > MAX_CAPTURE_BYTES {
         return Err(format!("{size} bytes is more than the {MAX_CAPTURE_BYTES} bytes a capture may have"));

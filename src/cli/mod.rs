@@ -15,6 +15,8 @@ pub mod output;
 mod pin;
 mod policy;
 mod quickstart;
+mod sarif;
+mod scan;
 mod search;
 mod show;
 mod stats;
@@ -107,6 +109,8 @@ pub enum Command {
     Policy(policy::Args),
     /// Approve a server's current tool definitions; later changes are reported against the pin
     Pin(pin::Args),
+    /// Crawl the servers of MCP client configs (or scan captured files) and report findings; exit 1 at --fail-on
+    Scan(scan::Args),
 }
 
 /// What a successful command reports to the exit code.
@@ -154,6 +158,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Index(args) => index::run(args, g),
         Command::Policy(args) => policy::run(args, g),
         Command::Pin(args) => pin::run(args, g),
+        Command::Scan(args) => scan::run(args, g),
     }
 }
 
