@@ -7,4 +7,5 @@ mod catalogue;
 mod classify;
 mod crawl;
 mod demo;
+mod findings;
 mod policy;
