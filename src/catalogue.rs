@@ -268,6 +268,16 @@ impl Catalogue {
         Ok(self.store.shared_tool_names(server)?)
     }
 
+    /// The other servers that currently offer a tool named `name` (for search results).
+    pub fn other_servers_with(&self, name: &str, server: &str) -> Result<Vec<String>, CatalogueError> {
+        Ok(self.store.other_servers_with(name, server)?)
+    }
+
+    /// The security findings stored for a definition.
+    pub fn findings_of(&self, fingerprint: &str) -> Result<Vec<crate::model::Finding>, CatalogueError> {
+        Ok(self.store.findings_of(fingerprint)?)
+    }
+
     /// How the current tools of `server` differ from its pin, or `None` when it is not pinned.
     pub fn pin_drift(&self, server: &str) -> Result<Option<PinDrift>, CatalogueError> {
         let Some(pin) = self.store.pin_set(server)? else { return Ok(None) };

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
-use crate::model::Tool;
+use crate::model::{Finding, Tool};
 
 /// A server's pin: when it was taken and the approved fingerprint of each tool name.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -85,6 +85,30 @@ impl Store {
             out.entry(name).or_default().push(other);
         }
         Ok(out)
+    }
+
+    /// The other servers that currently offer a tool named `name`.
+    pub fn other_servers_with(&self, name: &str, server: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT s.name FROM current_tools t JOIN servers s ON s.id = t.server_id
+             WHERE t.name = ?1 AND s.name != ?2 ORDER BY s.name",
+        )?;
+        let out = stmt.query_map([name, server], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(out)
+    }
+
+    /// The findings stored for a definition, in the classifier's order.
+    pub fn findings_of(&self, fingerprint: &str) -> Result<Vec<Finding>, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT id, severity, text FROM findings WHERE fingerprint = ?1 ORDER BY seq")?;
+        let rows: Vec<(String, String, String)> =
+            stmt.query_map([fingerprint], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+        rows.into_iter()
+            .map(|(id, severity, text)| {
+                let severity = serde_json::from_value(serde_json::Value::String(severity))?;
+                Ok(Finding { id, severity, text })
+            })
+            .collect()
     }
 
     /// The stored definition with this fingerprint.

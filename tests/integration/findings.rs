@@ -41,7 +41,7 @@ fn scan_of_the_poisoned_demo_fails_and_names_the_findings() {
     let findings = &report["findings"];
     assert!(ids_of(findings, "daily_fact").contains(&"secret-exfiltration".to_string()), "{findings:#}");
     assert!(ids_of(findings, "daily_fact").contains(&"suspicious-parameter".to_string()));
-    assert!(ids_of(findings, "weather_tip").contains(&"tool-shadowing".to_string()));
+    assert!(ids_of(findings, "weather_outlook").contains(&"tool-shadowing".to_string()));
     assert!(ids_of(findings, "word_of_the_day").contains(&"unicode-tags".to_string()));
     assert!(ids_of(findings, "s\u{0435}nd_email").contains(&"confusable-name".to_string()));
     assert!(ids_of(findings, "get_customer").contains(&"hidden-instructions".to_string()));
@@ -185,6 +185,14 @@ fn offline_scan_of_captures_finds_poisoning_and_shared_names() {
     let table = env.ok(["show", "poisoned"]);
     assert!(table.contains("secret-exfiltration") && table.contains("duplicate-tool-name"), "{table}");
     assert!(!table.contains('\u{1b}'));
+
+    // search carries the findings and the shared name, in JSON and under the table.
+    let hits = env.json(["search", "email", "--format", "json"]);
+    let hit = hits.as_array().unwrap().iter().find(|h| h["server"] == "poisoned" && h["name"] == "send_email").unwrap();
+    assert!(hit["findings"].as_array().unwrap().iter().any(|f| f["id"] == "exfiltration-hint"), "{hit:#}");
+    assert_eq!(hit["also_offered_by"], json!(["mail"]));
+    let table = env.ok(["search", "email"]);
+    assert!(table.contains("! poisoned/send_email: exfiltration-hint (high)"), "{table}");
 
     // A clean capture alone passes.
     let out = env.run(["scan".as_ref(), mail.as_os_str()]);
