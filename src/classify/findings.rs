@@ -107,6 +107,7 @@ impl super::Classifier {
 /// Add the structural findings of `tool` to `out`.
 pub(crate) fn check(tool: &Tool, out: &mut Vec<Finding>) {
     name_findings(&tool.name, out);
+    reveal_tags(tool, out);
     if let Some(desc) = tool.description.as_deref() {
         let chars = desc.chars().count();
         if chars > LONG_DESCRIPTION {
@@ -141,6 +142,23 @@ pub(crate) fn check(tool: &Tool, out: &mut Vec<Finding>) {
                 break;
             }
         }
+    }
+}
+
+/// Tag characters (U+E0020..U+E007E) mirror ASCII: show a reviewer the text they hide, which the rule's
+/// quote can only show as replacement characters.
+fn reveal_tags(tool: &Tool, out: &mut [Finding]) {
+    let Some(f) = out.iter_mut().find(|f| f.id == "unicode-tags") else { return };
+    let mut hidden = String::new();
+    let texts = std::iter::once(tool.name.as_str()).chain(tool.description.as_deref());
+    for c in texts.flat_map(|t| truncate(t, 64 * 1024).chars()) {
+        if let Some(ascii) = (c as u32).checked_sub(0xE0000).filter(|v| (0x20..0x7F).contains(v)) {
+            hidden.push(char::from(ascii as u8));
+        }
+    }
+    if !hidden.is_empty() {
+        f.text =
+            format!("{}; hidden text: \"{}\"", f.text.split(": \"").next().unwrap_or(&f.text), quote(&hidden, 120));
     }
 }
 

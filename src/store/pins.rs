@@ -121,3 +121,7 @@ impl Store {
         Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
     }
 }
+
+#[cfg(test)]
+#[path = "pins_tests.rs"]
+mod tests;
