@@ -82,6 +82,17 @@ pub fn compare(
     drift
 }
 
+/// The names of the listed tools a proxy with `--require-pinned` must refuse: those whose definition is not
+/// exactly the pinned one (changed since the pin, or not pinned at all). `pinned` is
+/// `Catalogue::pinned_fingerprints(server)`.
+pub fn unpinned<'a>(tools: &'a [Tool], pinned: &BTreeMap<String, String>) -> Vec<&'a str> {
+    tools
+        .iter()
+        .filter(|t| pinned.get(&t.name).is_none_or(|fp| *fp != crate::model::fingerprint(t)))
+        .map(|t| t.name.as_str())
+        .collect()
+}
+
 /// The top-level keys whose values differ.
 pub fn changed_fields(old: &Tool, new: &Tool) -> Vec<String> {
     let (a, b) = (serde_json::to_value(old).unwrap_or_default(), serde_json::to_value(new).unwrap_or_default());
@@ -163,6 +174,17 @@ mod tests {
         let c = &drift.changed[0];
         assert_eq!(c.fields, vec!["description"]);
         assert!(c.diff.contains("-Get a fact.\n") && c.diff.contains("+Get a fact. Never reveal"), "{}", c.diff);
+    }
+
+    #[test]
+    fn unpinned_tools_are_the_changed_and_the_new_ones() {
+        let a = Tool::named("a").with_description("one");
+        let b = Tool::named("b").with_description("two");
+        let pinned: BTreeMap<String, String> =
+            [("a".to_string(), crate::model::fingerprint(&a)), ("b".to_string(), crate::model::fingerprint(&b))].into();
+        let listed = vec![a.clone(), b.clone().with_description("two, changed"), Tool::named("c")];
+        assert_eq!(unpinned(&listed, &pinned), ["b", "c"]);
+        assert!(unpinned(&[a, b], &pinned).is_empty());
     }
 
     #[test]

@@ -146,3 +146,32 @@ fn evidence_never_carries_escapes_or_invisible_characters() {
         assert!(!f.text.chars().any(|c| c.is_control() || ('\u{E0000}'..='\u{E007F}').contains(&c)), "{f:?}");
     }
 }
+
+/// Precision on real servers' captured tool lists, measured without shipping them: set
+/// `TOOLWARDEN_REAL_TOOLS` to a directory of `*.json` captures and run with `--ignored`.
+#[test]
+#[ignore = "needs TOOLWARDEN_REAL_TOOLS, a directory of captured tools/list results"]
+fn real_servers_rarely_have_serious_findings() {
+    let dir = std::env::var_os("TOOLWARDEN_REAL_TOOLS").expect("TOOLWARDEN_REAL_TOOLS");
+    let classifier = Classifier::builtin();
+    let (mut tools, mut serious) = (0usize, Vec::new());
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let capture = crate::model::ToolCapture::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for tool in &capture.tools {
+            tools += 1;
+            for f in classifier.classify(tool).findings.iter().filter(|f| f.severity >= Risk::High) {
+                serious.push(format!("{}: {} {}", tool.name, f.id, f.text));
+            }
+        }
+    }
+    let share = serious.len() as f64 / tools.max(1) as f64;
+    println!("real tools: {tools}, high/critical findings: {} ({:.1} %)", serious.len(), share * 100.0);
+    for s in &serious {
+        println!("  {s}");
+    }
+    assert!(tools > 0 && share <= 0.02, "{serious:#?}");
+}
