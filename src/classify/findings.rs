@@ -158,7 +158,7 @@ fn reveal_tags(tool: &Tool, out: &mut [Finding]) {
     }
     if !hidden.is_empty() {
         f.text =
-            format!("{}; hidden text: \"{}\"", f.text.split(": \"").next().unwrap_or(&f.text), quote(&hidden, 120));
+            format!("Unicode tag characters hide this text from people (models read it): \"{}\"", quote(&hidden, 120));
     }
 }
 

@@ -141,7 +141,7 @@ fn evidence_never_carries_escapes_or_invisible_characters() {
     let c = Classifier::builtin().classify(&tool);
     assert!(c.findings.iter().any(|f| f.id == "terminal-escapes"));
     let tags = c.findings.iter().find(|f| f.id == "unicode-tags").expect("unicode-tags");
-    assert!(tags.text.ends_with("hidden text: \"ABC\""), "{}", tags.text);
+    assert!(tags.text.ends_with("(models read it): \"ABC\""), "{}", tags.text);
     for f in &c.findings {
         assert!(!f.text.chars().any(|c| c.is_control() || ('\u{E0000}'..='\u{E007F}').contains(&c)), "{f:?}");
     }
