@@ -19,7 +19,8 @@ use crate::model::{ChangeReport, Classification, ServerSnapshot, ServerSpec, Too
 use crate::store::{Store, StoreError};
 
 pub use crate::index::{SearchHit, SearchQuery};
-pub use crate::store::{CrawlRun, ServerDetail, ServerStats, ServerSummary, Stats, ToolDetail, ToolEvent};
+pub use crate::pin::{PinDrift, ToolDrift};
+pub use crate::store::{CrawlRun, PinSet, ServerDetail, ServerStats, ServerSummary, Stats, ToolDetail, ToolEvent};
 
 /// Below this many new definitions in a batch, classifying on several threads is not worth starting them.
 const PARALLEL_CLASSIFY_MIN: usize = 512;
@@ -292,6 +293,56 @@ impl Catalogue {
     /// Counts by server, category and risk.
     pub fn stats(&self) -> Result<Stats, CatalogueError> {
         Ok(self.store.stats()?)
+    }
+
+    /// Approve the current tool set of `server` (replacing an older pin); `None` for an unknown server.
+    pub fn pin(&mut self, server: &str) -> Result<Option<PinSet>, CatalogueError> {
+        Ok(self.store.pin(server)?)
+    }
+
+    /// The approved fingerprint of every tool of `server` by name, or `None` when it is not pinned. This is
+    /// what a proxy with `--require-pinned` compares each listed tool's `fingerprint()` with.
+    pub fn pinned_fingerprints(
+        &self,
+        server: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, CatalogueError> {
+        Ok(self.store.pin_set(server)?.map(|p| p.tools))
+    }
+
+    /// For each tool of `server` whose name another server also offers, those servers (a client that loads
+    /// both sees two tools of one name: one can shadow the other).
+    pub fn shared_tool_names(
+        &self,
+        server: &str,
+    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, CatalogueError> {
+        Ok(self.store.shared_tool_names(server)?)
+    }
+
+    /// The other servers that currently offer a tool named `name` (for search results).
+    pub fn other_servers_with(&self, name: &str, server: &str) -> Result<Vec<String>, CatalogueError> {
+        Ok(self.store.other_servers_with(name, server)?)
+    }
+
+    /// The security findings stored for a definition.
+    pub fn findings_of(&self, fingerprint: &str) -> Result<Vec<crate::model::Finding>, CatalogueError> {
+        Ok(self.store.findings_of(fingerprint)?)
+    }
+
+    /// How the current tools of `server` differ from its pin, or `None` when it is not pinned.
+    pub fn pin_drift(&self, server: &str) -> Result<Option<PinDrift>, CatalogueError> {
+        let Some(pin) = self.store.pin_set(server)? else { return Ok(None) };
+        let current = self.store.current_fingerprints(server)?;
+        let mut failed = None;
+        let drift = crate::pin::compare(server, &pin.pinned_at, &pin.tools, &current, |fp| {
+            self.store.definition(fp).unwrap_or_else(|e| {
+                failed.get_or_insert(e);
+                None
+            })
+        });
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(Some(drift)),
+        }
     }
 
     /// Wait for background index merges and release the index's write lock (also done on drop).

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod index;
 pub mod mcp;
 pub mod model;
+pub mod pin;
 pub mod policy;
 pub mod proxy;
 pub mod store;

@@ -8,10 +8,12 @@
 //! hash of the rule files' content, so the catalogue knows when stored classifications are stale.
 //!
 //! Layout: `rules` is the file format, `compiled` the compiled form, `words` name and prose splitting,
-//! `schema` the bounded input-schema walk, `engine` the hits and the decision.
+//! `schema` the bounded input-schema walk, `engine` the hits and the decision, `findings` the structural security
+//! checks that regexes cannot express.
 
 mod compiled;
 mod engine;
+mod findings;
 mod rules;
 mod schema;
 mod words;
@@ -22,6 +24,8 @@ use std::sync::{Arc, OnceLock};
 use sha2::{Digest, Sha256};
 
 use crate::model::{Classification, Tool};
+
+pub use findings::FindingInfo;
 
 /// Errors loading a ruleset.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +67,7 @@ impl Classifier {
             hasher.update([0u8]);
             parsed.push((name.clone(), rules::parse(name, text)?));
         }
+        hasher.update(findings::VERSION.as_bytes());
         let rules = compiled::Ruleset::compile(parsed)?;
         let version = format!("rules-{}", &hex::encode(hasher.finalize())[..12]);
         Ok(Classifier { rules: Arc::new(rules), version })
@@ -75,7 +80,9 @@ impl Classifier {
 
     /// Classify one tool.
     pub fn classify(&self, tool: &Tool) -> Classification {
-        engine::classify(&self.rules, tool, &self.version)
+        let mut c = engine::classify(&self.rules, tool, &self.version);
+        findings::check(tool, &mut c.findings);
+        c
     }
 }
 

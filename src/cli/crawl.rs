@@ -84,7 +84,7 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
 }
 
 /// Every source the flags name, in flag order.
-fn gather(args: &Args, g: &Globals) -> anyhow::Result<Vec<Source>> {
+pub(super) fn gather(args: &Args, g: &Globals) -> anyhow::Result<Vec<Source>> {
     let mut out = Vec::new();
     for line in &args.stdio {
         out.push(sources::from_stdio_flag(line).map_err(|e| UsageError(e.to_string()))?);
@@ -150,7 +150,7 @@ fn discover(g: &Globals) -> anyhow::Result<Vec<Source>> {
 }
 
 /// Starting programs named in files needs the user's consent.
-fn confirm_programs(sources: &[Source], yes: bool) -> anyhow::Result<()> {
+pub(super) fn confirm_programs(sources: &[Source], yes: bool) -> anyhow::Result<()> {
     let programs: Vec<&Source> =
         sources.iter().filter(|s| !s.explicit && matches!(s.spec.transport, Transport::Stdio { .. })).collect();
     if programs.is_empty() || yes {
@@ -208,6 +208,9 @@ pub(super) struct ServerReport {
     pub stored: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// How the tools differ from the server's pin, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin: Option<crate::pin::PinDrift>,
     /// Tools with their classification, for `quickstart`'s risk table (not printed by `crawl`).
     #[serde(skip)]
     pub classified: Vec<(Tool, Classification)>,
@@ -294,6 +297,7 @@ fn finish(
         changes: None,
         stored: false,
         warnings: Vec::new(),
+        pin: None,
         classified: Vec::new(),
     };
     match outcome {
@@ -326,6 +330,10 @@ fn finish(
                     Ok(changes) => {
                         report.changes = Some(changes);
                         report.stored = true;
+                        match catalogue.pin_drift(&spec.name) {
+                            Ok(pin) => report.pin = pin,
+                            Err(e) => report.warnings.push(format!("pin not checked: {e}")),
+                        }
                     }
                     Err(e) => report.warnings.push(format!("not stored: {e}")),
                 }
@@ -389,6 +397,13 @@ fn print_reports(reports: &[ServerReport], g: &Globals) -> anyhow::Result<()> {
             output::clean(&r.target, 120),
             lines.join("\n    ")
         ))?;
+    }
+    for r in reports {
+        if let Some(drift) = r.pin.as_ref().filter(|d| !d.is_clean()) {
+            for line in super::pin::drift_lines(drift, true) {
+                output::print(format!("{}: {line}", output::clean(&r.server, 40)))?;
+            }
+        }
     }
     for r in reports.iter().filter(|r| !r.warnings.is_empty()) {
         for w in &r.warnings {

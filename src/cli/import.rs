@@ -44,6 +44,9 @@ struct ImportReport {
     servers: Vec<ChangeReport>,
     bad_tools: Vec<BadToolReport>,
     failed_files: Vec<FailedFile>,
+    /// Pinned servers whose tools differ from their pin after this import.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pin_violations: Vec<crate::pin::PinDrift>,
 }
 
 /// The catalogue name for a capture file: its stem, without a trailing `.tools` (`github.tools.json` →
@@ -81,7 +84,7 @@ fn expand(files: Vec<PathBuf>) -> anyhow::Result<Vec<PathBuf>> {
 /// Largest capture file read (a real `tools/list` result is kilobytes; this bounds a hostile one).
 const MAX_CAPTURE_BYTES: u64 = 256 * 1024 * 1024;
 
-fn read_capture(file: &Path) -> Result<ToolCapture, String> {
+pub(super) fn read_capture(file: &Path) -> Result<ToolCapture, String> {
     let size = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
     if size > MAX_CAPTURE_BYTES {
         return Err(format!("{size} bytes is more than the {MAX_CAPTURE_BYTES} bytes a capture may have"));
@@ -99,7 +102,12 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     }
     let classifier = g.classifier()?;
     let files = expand(args.files)?;
-    let mut report = ImportReport { servers: Vec::new(), bad_tools: Vec::new(), failed_files: Vec::new() };
+    let mut report = ImportReport {
+        servers: Vec::new(),
+        bad_tools: Vec::new(),
+        failed_files: Vec::new(),
+        pin_violations: Vec::new(),
+    };
     let mut snapshots: Vec<ServerSnapshot> = Vec::new();
     for file in &files {
         let shown = file.display().to_string();
@@ -137,6 +145,11 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     if !snapshots.is_empty() {
         let mut catalogue = super::search::open_catalogue(g)?;
         report.servers = catalogue.ingest_many(&snapshots, &classifier).context("storing the imported tools")?;
+        for r in &report.servers {
+            if let Some(drift) = catalogue.pin_drift(&r.server)?.filter(|d| !d.is_clean()) {
+                report.pin_violations.push(drift);
+            }
+        }
         catalogue.close()?;
     }
     match g.format {
@@ -198,6 +211,11 @@ fn print_table(report: &ImportReport) -> anyhow::Result<()> {
         }
         if !r.removed.is_empty() {
             output::print(format_args!("{server}: removed {}", names(&r.removed)))?;
+        }
+    }
+    for drift in &report.pin_violations {
+        for line in super::pin::drift_lines(drift, true) {
+            output::print(format_args!("{}: {line}", clean(&drift.server, 60)))?;
         }
     }
     Ok(())

@@ -12,9 +12,12 @@ mod export;
 mod import;
 mod index;
 pub mod output;
+mod pin;
 mod policy;
 mod proxy;
 mod quickstart;
+mod sarif;
+mod scan;
 mod search;
 mod show;
 mod stats;
@@ -107,6 +110,10 @@ pub enum Command {
     Policy(policy::Args),
     /// Enforce a policy between an MCP client and a server (stdio or Streamable HTTP)
     Proxy(proxy::Args),
+    /// Approve a server's current tool definitions; later changes are reported against the pin
+    Pin(pin::Args),
+    /// Crawl the servers of MCP client configs (or scan captured files) and report findings; exit 1 at --fail-on
+    Scan(scan::Args),
 }
 
 /// What a successful command reports to the exit code.
@@ -154,6 +161,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Index(args) => index::run(args, g),
         Command::Policy(args) => policy::run(args, g),
         Command::Proxy(args) => proxy::run(args, g),
+        Command::Pin(args) => pin::run(args, g),
+        Command::Scan(args) => scan::run(args, g),
     }
 }
 

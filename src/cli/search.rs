@@ -72,11 +72,40 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         limit: args.limit,
     };
     let hits = catalogue.search(&query)?;
+    let mut security = Vec::with_capacity(hits.len());
+    for hit in &hits {
+        security.push(Security {
+            findings: catalogue.findings_of(&hit.fingerprint)?,
+            also_offered_by: catalogue.other_servers_with(&hit.name, &hit.server)?,
+        });
+    }
     match g.format {
-        Format::Json => output::print_json(&hits)?,
-        _ => print_table(&hits)?,
+        Format::Json => {
+            let rows: Vec<HitJson<'_>> =
+                hits.iter().zip(&security).map(|(hit, security)| HitJson { hit, security }).collect();
+            output::print_json(&rows)?
+        }
+        _ => print_table(&hits, &security)?,
     }
     Ok(Outcome::Ok)
+}
+
+/// What the catalogue knows about a hit's safety beyond its risk: its findings, and the other servers that
+/// offer a tool of the same name (one can shadow the other).
+#[derive(Debug, serde::Serialize)]
+struct Security {
+    findings: Vec<crate::model::Finding>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    also_offered_by: Vec<String>,
+}
+
+/// One row of `search --format json`: the hit and its [`Security`].
+#[derive(Debug, serde::Serialize)]
+struct HitJson<'a> {
+    #[serde(flatten)]
+    hit: &'a SearchHit,
+    #[serde(flatten)]
+    security: &'a Security,
 }
 
 /// The evidence of a hit in a few words: `name "delete", description "permanently"`.
@@ -89,7 +118,7 @@ pub(super) fn why(evidence: &[crate::model::Evidence], max: usize) -> String {
     parts.join(", ")
 }
 
-fn print_table(hits: &[SearchHit]) -> anyhow::Result<()> {
+fn print_table(hits: &[SearchHit], security: &[Security]) -> anyhow::Result<()> {
     if hits.is_empty() {
         return output::print("no tools match");
     }
@@ -103,5 +132,18 @@ fn print_table(hits: &[SearchHit]) -> anyhow::Result<()> {
             clean(&hit.snippet, 90),
         ]);
     }
-    output::print(table)
+    output::print(table)?;
+    // Findings under the table, so a risky-looking result is not mistaken for a clean one.
+    for (hit, s) in hits.iter().zip(security) {
+        let mut notes: Vec<String> =
+            s.findings.iter().map(|f| format!("{} ({})", clean(&f.id, 40), f.severity)).collect();
+        if !s.also_offered_by.is_empty() {
+            let others: Vec<String> = s.also_offered_by.iter().take(5).map(|o| clean(o, 40)).collect();
+            notes.push(format!("duplicate-tool-name (also on {})", others.join(", ")));
+        }
+        if !notes.is_empty() {
+            output::print(format_args!("! {}/{}: {}", clean(&hit.server, 40), clean(&hit.name, 60), notes.join(", ")))?;
+        }
+    }
+    Ok(())
 }

@@ -43,12 +43,62 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         .into());
     };
     match (found, g.format) {
-        (Found::Server(s), Format::Json) => output::print_json(&s)?,
+        (Found::Server(s), Format::Json) => {
+            let pin = catalogue.pin_drift(&s.name)?;
+            let shared_names = catalogue.shared_tool_names(&s.name)?;
+            output::print_json(&ServerJson { detail: &s, pin, shared_names })?
+        }
         (Found::Tool(t), Format::Json) => output::print_json(&t)?,
-        (Found::Server(s), _) => print_server(&s)?,
+        (Found::Server(s), _) => {
+            print_server(&s)?;
+            print_security(&catalogue, &s)?;
+        }
         (Found::Tool(t), _) => print_tool(&t)?,
     }
     Ok(Outcome::Ok)
+}
+
+/// `show SERVER --format json`: the server, its pin status and the tool names other servers offer too.
+#[derive(serde::Serialize)]
+struct ServerJson<'a> {
+    #[serde(flatten)]
+    detail: &'a ServerDetail,
+    /// How the current tools differ from the pin; `null` when the server is not pinned.
+    pin: Option<crate::pin::PinDrift>,
+    /// Tool name → the other servers that offer a tool of the same name.
+    shared_names: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// Findings, tool names shared with other servers, and the pin status, after the server's tool table.
+fn print_security(catalogue: &Catalogue, s: &ServerDetail) -> anyhow::Result<()> {
+    let mut findings = output::table(["SEVERITY", "TOOL", "FINDING", "TEXT"]);
+    let mut rows: Vec<(crate::model::Risk, String, String, String)> = Vec::new();
+    for t in &s.tools {
+        for f in &t.classification.findings {
+            rows.push((f.severity, t.tool.name.clone(), f.id.clone(), f.text.clone()));
+        }
+    }
+    for (name, others) in catalogue.shared_tool_names(&s.name)? {
+        let text = format!("also offered by {}", others.join(", "));
+        rows.push((crate::model::Risk::Medium, name, "duplicate-tool-name".into(), text));
+    }
+    rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    if !rows.is_empty() {
+        for (severity, tool, id, text) in &rows {
+            findings.add_row([severity.to_string(), clean(tool, 50), clean(id, 40), clean(text, 100)]);
+        }
+        output::print(format_args!("\nfindings ({})\n{findings}", rows.len()))?;
+    }
+    match catalogue.pin_drift(&s.name)? {
+        None => output::print("\npin        none (`toolwarden pin SERVER` approves the current definitions)")?,
+        Some(drift) => {
+            output::print("")?;
+            for line in super::pin::drift_lines(&drift, true) {
+                output::print(format_args!("pin        {line}"))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn print_server(s: &ServerDetail) -> anyhow::Result<()> {

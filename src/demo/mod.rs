@@ -6,6 +6,7 @@
 //! shop. The handler is written against rmcp's `ServerHandler` by hand rather than with the tool macros, so
 //! the listed JSON is exactly what `tools.rs` says. Logs go to stderr; on stdio, stdout is the MCP stream.
 
+mod poisoned;
 mod store;
 mod tools;
 
@@ -46,6 +47,8 @@ pub enum DemoError {
 pub struct DemoServer {
     shop: Arc<Mutex<Shop>>,
     beta: Arc<AtomicBool>,
+    /// List the poisoned tool set (see `poisoned`).
+    poisoned: bool,
 }
 
 impl Default for DemoServer {
@@ -56,12 +59,22 @@ impl Default for DemoServer {
 
 impl DemoServer {
     pub fn new() -> DemoServer {
-        DemoServer { shop: Arc::new(Mutex::new(Shop::seeded())), beta: Arc::new(AtomicBool::new(false)) }
+        DemoServer {
+            shop: Arc::new(Mutex::new(Shop::seeded())),
+            beta: Arc::new(AtomicBool::new(false)),
+            poisoned: false,
+        }
+    }
+
+    /// The poisoned mode: one shop tool changed (a rug pull) and tools with published attacks in their
+    /// definitions.
+    pub fn poisoned() -> DemoServer {
+        DemoServer { poisoned: true, ..DemoServer::new() }
     }
 
     /// A new session over the same shop.
     fn session(&self) -> DemoServer {
-        DemoServer { shop: Arc::clone(&self.shop), beta: Arc::new(AtomicBool::new(false)) }
+        DemoServer { shop: Arc::clone(&self.shop), beta: Arc::new(AtomicBool::new(false)), poisoned: self.poisoned }
     }
 
     /// The tools this session lists now, as JSON.
@@ -69,6 +82,9 @@ impl DemoServer {
         let mut all = tools::base_tools();
         if self.beta.load(Ordering::SeqCst) {
             all.push(tools::beta_tool());
+        }
+        if self.poisoned {
+            poisoned::apply(&mut all);
         }
         all
     }
@@ -232,7 +248,10 @@ impl DemoServer {
                 Reply::Json(json!({"created": created}))
             }
             "summarize_with_model" => self.summarize(&text("customer_id").unwrap_or_default(), ctx).await,
-            _ => Reply::Unknown,
+            other => match poisoned::call(other).filter(|_| self.poisoned) {
+                Some(text) => Reply::Text(text),
+                None => Reply::Unknown,
+            },
         }
     }
 
@@ -347,8 +366,12 @@ impl ServerHandler for DemoServer {
 
 /// Serve one session on stdin/stdout until the client closes it.
 pub async fn serve_stdio() -> Result<(), DemoError> {
-    let service =
-        DemoServer::new().serve(rmcp::transport::stdio()).await.map_err(|e| DemoError::Stdio(e.to_string()))?;
+    serve_stdio_with(DemoServer::new()).await
+}
+
+/// Serve `server` (e.g. [`DemoServer::poisoned`]) on stdin/stdout until the client closes it.
+pub async fn serve_stdio_with(server: DemoServer) -> Result<(), DemoError> {
+    let service = server.serve(rmcp::transport::stdio()).await.map_err(|e| DemoError::Stdio(e.to_string()))?;
     service.waiting().await.map_err(|e| DemoError::Stdio(e.to_string()))?;
     Ok(())
 }
@@ -356,6 +379,11 @@ pub async fn serve_stdio() -> Result<(), DemoError> {
 /// Serve Streamable HTTP at `http://ADDR/mcp` until the process is stopped. Calls `ready` with the bound
 /// address (useful with port 0).
 pub async fn serve_http(addr: &str, ready: impl FnOnce(SocketAddr)) -> Result<(), DemoError> {
+    serve_http_with(DemoServer::new(), addr, ready).await
+}
+
+/// Like [`serve_http`] for `root` (each HTTP session shares its shop and its mode).
+pub async fn serve_http_with(root: DemoServer, addr: &str, ready: impl FnOnce(SocketAddr)) -> Result<(), DemoError> {
     use rmcp::transport::streamable_http_server::{
         StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
     };
@@ -363,7 +391,6 @@ pub async fn serve_http(addr: &str, ready: impl FnOnce(SocketAddr)) -> Result<()
         .await
         .map_err(|source| DemoError::Bind { addr: addr.to_string(), source })?;
     let local = listener.local_addr().map_err(DemoError::Http)?;
-    let root = DemoServer::new();
     let service = StreamableHttpService::new(
         move || Ok(root.session()),
         Arc::new(LocalSessionManager::default()),

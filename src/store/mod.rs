@@ -18,6 +18,7 @@
 //!   written by a newer toolwarden is refused before the first write.
 //! - All SQL uses bound parameters: names and descriptions come from strangers.
 
+mod pins;
 mod read;
 mod schema;
 mod write;
@@ -30,6 +31,7 @@ use serde::Serialize;
 
 use crate::model::{ServerInfo, ServerSpec, ToolRecord};
 
+pub use pins::PinSet;
 pub use write::Ingested;
 
 /// The file name of the database inside the data directory.

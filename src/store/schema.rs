@@ -97,4 +97,23 @@ CREATE TABLE findings (
     PRIMARY KEY (fingerprint, seq)
 ) STRICT, WITHOUT ROWID;
 "#,
+    // 2: pins, the definitions a person approved (`toolwarden pin SERVER`).
+    r#"
+-- One row per pinned server: when it was pinned (a server pinned with no tools still has a pin).
+CREATE TABLE pinned_servers (
+    server_id INTEGER PRIMARY KEY REFERENCES servers(id),
+    pinned_at TEXT NOT NULL
+) STRICT;
+
+-- The approved definition of every tool of a pinned server.
+CREATE TABLE pins (
+    server_id   INTEGER NOT NULL REFERENCES pinned_servers(server_id),
+    name        TEXT NOT NULL,
+    fingerprint TEXT NOT NULL REFERENCES definitions(fingerprint),
+    PRIMARY KEY (server_id, name)
+) STRICT, WITHOUT ROWID;
+
+-- Finding tools of the same name on other servers (shadowing) without scanning every tool.
+CREATE INDEX current_tools_name ON current_tools(name);
+"#,
 ];

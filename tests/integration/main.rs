@@ -7,6 +7,7 @@ mod catalogue;
 mod classify;
 mod crawl;
 mod demo;
+mod findings;
 mod policy;
 mod proxy;
 mod quickstart;
