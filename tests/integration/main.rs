@@ -5,6 +5,6 @@ mod util;
 
 mod catalogue;
 mod classify;
-mod policy;
 mod crawl;
 mod demo;
+mod policy;
