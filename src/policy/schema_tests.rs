@@ -47,10 +47,13 @@ fn every_example_policy_loads_and_validates() {
         examples.push((path.display().to_string(), source));
     }
     let doc = std::fs::read_to_string(repo("doc/policy.md")).unwrap();
-    for (i, block) in doc.split("```json\n").skip(1).enumerate() {
-        let body = block.split("```").next().unwrap();
-        if body.contains("\"version\"") {
-            examples.push((format!("doc/policy.md json block {i}"), Source::new(Syntax::Json, body)));
+    for file in ["README.md", "doc/policy.md"] {
+        let text = std::fs::read_to_string(repo(file)).unwrap();
+        for (i, block) in text.split("```json\n").skip(1).enumerate() {
+            let body = block.split("```").next().unwrap();
+            if body.contains("\"version\"") {
+                examples.push((format!("{file} json block {i}"), Source::new(Syntax::Json, body)));
+            }
         }
     }
     for (i, block) in doc.split("```yaml\n").skip(1).enumerate() {
