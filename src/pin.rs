@@ -114,7 +114,7 @@ pub fn text_diff(old: &Tool, new: &Tool) -> String {
         text.push_str(&schema.unwrap_or_default());
         text.push('\n');
         // Bound the work: the diff of two huge definitions is no more useful than its start.
-        bounded(&text, 64 * 1024).to_string()
+        crate::model::text::truncate_bytes(&text, 64 * 1024).to_string()
     };
     let (a, b) = (render(old), render(new));
     let diff = similar::TextDiff::from_lines(&a, &b);
@@ -129,23 +129,12 @@ pub fn text_diff(old: &Tool, new: &Tool) -> String {
         out.push_str(change.value().trim_end_matches('\n'));
         out.push('\n');
         if out.len() > MAX_DIFF {
-            out.truncate(bounded(&out, MAX_DIFF).len());
+            out.truncate(crate::model::text::truncate_bytes(&out, MAX_DIFF).len());
             out.push_str("\n…\n");
             break;
         }
     }
     out
-}
-
-fn bounded(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 #[cfg(test)]

@@ -133,17 +133,7 @@ pub(crate) fn find_lemma<T>(word: &str, mut lookup: impl FnMut(&str) -> Option<T
     None
 }
 
-/// Cut `text` to at most `max` bytes on a character boundary.
-pub(crate) fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
+pub(crate) use crate::model::text::truncate_bytes as truncate;
 
 /// Quote at most `max` characters of untrusted text for evidence (whitespace collapsed).
 pub(crate) fn quote(text: &str, max: usize) -> String {

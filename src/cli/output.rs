@@ -10,6 +10,8 @@ use clap::ValueEnum;
 use comfy_table::{ContentArrangement, Table, TableComponent, presets};
 use serde::Serialize;
 
+pub use crate::model::text::{clean, is_invisible};
+
 /// Output formats. Not every command accepts every format; each says which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Format {
@@ -75,56 +77,4 @@ where
     table.set_style(TableComponent::MiddleHeaderIntersections, ' ');
     table.set_header(header);
     table
-}
-
-/// Make untrusted text safe for one table cell or log line: control characters (including ESC, so no terminal
-/// escape sequences), bidi controls and zero-width characters are replaced, whitespace runs collapse to one
-/// space, and the result is cut at `max` characters with an ellipsis.
-pub fn clean(text: &str, max: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max * 4));
-    let mut count = 0;
-    let mut last_space = false;
-    for c in text.chars() {
-        let c = if c.is_whitespace() {
-            ' '
-        } else if c.is_control() || is_invisible(c) {
-            '\u{FFFD}'
-        } else {
-            c
-        };
-        if c == ' ' {
-            if last_space {
-                continue;
-            }
-            last_space = true;
-        } else {
-            last_space = false;
-        }
-        if count == max {
-            out.push('…');
-            return out.trim_end().to_string();
-        }
-        out.push(c);
-        count += 1;
-    }
-    out.trim().to_string()
-}
-
-/// Characters that render as nothing or reorder text: zero-width, bidi controls, tag characters.
-pub fn is_invisible(c: char) -> bool {
-    matches!(c,
-        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}'
-        | '\u{FEFF}' | '\u{E0000}'..='\u{E007F}' | '\u{00AD}' | '\u{180E}')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clean_removes_escapes_and_bounds_length() {
-        assert_eq!(clean("a\u{1b}[31mred\n\nb", 100), "a\u{FFFD}[31mred b");
-        assert_eq!(clean("abcdef", 3), "abc…");
-        assert_eq!(clean("x\u{202E}y\u{E0041}", 10), "x\u{FFFD}y\u{FFFD}");
-    }
 }

@@ -346,7 +346,7 @@ fn across_servers(listed: &[Listed]) -> Vec<ScanFinding> {
     for l in listed {
         for (tool, _) in &l.tools {
             let Some(desc) = tool.description.as_deref() else { continue };
-            let desc = bounded(desc, 16 * 1024);
+            let desc = crate::model::text::truncate_bytes(desc, 16 * 1024);
             let hit = distinctive.iter().find(|(name, server)| {
                 *server != l.server && !l.tools.iter().any(|(t, _)| t.name == *name) && mentions(desc, name)
             });
@@ -363,18 +363,6 @@ fn across_servers(listed: &[Listed]) -> Vec<ScanFinding> {
         }
     }
     out
-}
-
-/// At most `max` bytes of `text`, cut at a character boundary (reading untrusted text is bounded).
-fn bounded(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 /// Whether `name` appears in `text` as a whole word (not inside a longer identifier).

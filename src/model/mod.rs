@@ -10,6 +10,7 @@ mod category;
 mod classification;
 mod fingerprint;
 mod server;
+pub mod text;
 mod tool;
 
 pub use capture::{BadTool, CaptureError, ToolCapture};

@@ -499,7 +499,7 @@ fn capitalise(s: &str) -> String {
 fn tidy(text: &str, max: usize) -> String {
     let cleaned: String = text
         .chars()
-        .map(|c| if c.is_control() || is_invisible(c) || c == '"' { ' ' } else { c })
+        .map(|c| if c.is_control() || crate::model::text::is_invisible(c) || c == '"' { ' ' } else { c })
         .collect::<String>()
         .split_whitespace()
         .collect::<Vec<_>>()
@@ -509,12 +509,6 @@ fn tidy(text: &str, max: usize) -> String {
     } else {
         cleaned
     }
-}
-
-fn is_invisible(c: char) -> bool {
-    matches!(c,
-        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}'
-        | '\u{FEFF}' | '\u{E0000}'..='\u{E007F}' | '\u{00AD}' | '\u{180E}')
 }
 
 #[cfg(test)]
