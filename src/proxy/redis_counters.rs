@@ -153,32 +153,48 @@ impl RedisCounters {
         Ok(value.and_then(|v| v.parse().ok()).unwrap_or(0.0))
     }
 
-    /// Run `f` on a pooled connection (or a new one), off the runtime's reactor. A connection that saw an
-    /// error is dropped: it may be half-read, and the next call reconnecting is the recovery path.
+    /// Run `f` on a pooled connection (or a new one), off the runtime's reactor. After an error the pool is
+    /// emptied: its other connections most likely went down with the same server, and connecting afresh on
+    /// the next call is how the store recovers when Redis returns. A pooled connection that turns out to be
+    /// dropped (Redis restarted since it was last used) is retried once on a new one; the dropped socket
+    /// belonged to the old server, so `f` did not run on the new one.
     fn with_connection<T>(
         &self,
-        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+        mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> redis::RedisResult<T> {
         blocking(|| {
             let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let mut con = match pooled {
-                Some(con) => con,
-                None => {
-                    let con = self.client.get_connection_with_timeout(TIMEOUT)?;
-                    con.set_read_timeout(Some(TIMEOUT))?;
-                    con.set_write_timeout(Some(TIMEOUT))?;
-                    con
-                }
+            let result = match pooled {
+                Some(mut con) => match f(&mut con) {
+                    Err(e) if e.is_connection_dropped() && !e.is_timeout() => {
+                        self.pool.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                        self.connect().and_then(|mut con| f(&mut con).map(|v| (v, con)))
+                    }
+                    other => other.map(|v| (v, con)),
+                },
+                None => self.connect().and_then(|mut con| f(&mut con).map(|v| (v, con))),
             };
-            let result = f(&mut con);
-            if result.is_ok() {
-                let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-                if pool.len() < POOL {
-                    pool.push(con);
+            match result {
+                Ok((value, con)) => {
+                    let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+                    if pool.len() < POOL {
+                        pool.push(con);
+                    }
+                    Ok(value)
+                }
+                Err(e) => {
+                    self.pool.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                    Err(e)
                 }
             }
-            result
         })
+    }
+
+    fn connect(&self) -> redis::RedisResult<redis::Connection> {
+        let con = self.client.get_connection_with_timeout(TIMEOUT)?;
+        con.set_read_timeout(Some(TIMEOUT))?;
+        con.set_write_timeout(Some(TIMEOUT))?;
+        Ok(con)
     }
 
     /// Redis could not be asked: say so (audit, log) and decide by the failure mode.
