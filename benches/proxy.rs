@@ -5,6 +5,10 @@
 //! server's runtime. stdio: one client, calls in sequence, latency per call. HTTP: 16 concurrent clients,
 //! each with its own session, calls in sequence per client, total throughput.
 //!
+//! The Redis column runs the proxy with `--state` against a private `redis-server` on a free loopback port
+//! (`TOOLWARDEN_TEST_REDIS_SERVER`, else `redis-server` on the PATH; skipped when there is none): the policy
+//! charges two counters per call, reserved in one script round trip.
+//!
 //! `cargo bench --bench proxy` (env `BENCH_CALLS` sets the calls per stdio run, default 20000).
 
 use std::io::{BufRead, BufReader, Write};
@@ -41,9 +45,22 @@ fn main() {
     let mut audited = Command::new(toolwarden);
     audited.args(["proxy", "--policy", policy, "--audit", audit.to_str().unwrap(), "--"]).arg(&exe);
     let with_audit = stdio_run(audited, calls);
+    let redis = Redis::start();
+    let with_redis = redis.as_ref().map(|redis| {
+        let mut shared = Command::new(toolwarden);
+        shared.args(["proxy", "--policy", policy, "--state", &redis.url, "--"]).arg(&exe);
+        stdio_run(shared, calls)
+    });
     report("direct", &direct, None);
     report("through proxy", &proxied, Some(&direct));
     report("proxy + audit log", &with_audit, Some(&direct));
+    match &with_redis {
+        Some(run) => {
+            report("proxy + Redis state", run, Some(&direct));
+            report("Redis vs in-memory", run, Some(&proxied));
+        }
+        None => println!("  proxy + Redis state: skipped (no redis-server)"),
+    }
 
     let clients = 16;
     let per_client = (calls / clients / 4).max(50);
@@ -62,12 +79,66 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let direct = rt.block_on(http_run(&server_url, clients, per_client));
     let proxied = rt.block_on(http_run(&format!("http://127.0.0.1:{proxy_port}/mcp"), clients, per_client));
+    let shared = redis.as_ref().map(|redis| {
+        let port = free_port();
+        let child = Command::new(toolwarden)
+            .args(["proxy", "--policy", policy, "--listen", &port.to_string(), "--upstream", &server_url])
+            .args(["--state", &redis.url])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for(port);
+        (child, port)
+    });
+    let with_redis = shared
+        .as_ref()
+        .map(|(_, port)| rt.block_on(http_run(&format!("http://127.0.0.1:{port}/mcp"), clients, per_client)));
     report("direct", &direct, None);
     report("through proxy", &proxied, Some(&direct));
     println!("  throughput through the proxy: {:.0} % of direct", 100.0 * proxied.rate / direct.rate);
+    if let Some(run) = &with_redis {
+        report("proxy + Redis state", run, Some(&direct));
+        println!("  throughput with Redis state: {:.0} % of direct", 100.0 * run.rate / direct.rate);
+    }
+    if let Some((mut child, _)) = shared {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    drop(redis);
     let _ = proxy.kill();
     let _ = server.kill();
     let _ = (proxy.wait(), server.wait());
+}
+
+/// A private `redis-server` for the Redis column, killed on drop.
+struct Redis {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    fn start() -> Option<Redis> {
+        let program = std::env::var("TOOLWARDEN_TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new(program)
+            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        wait_for(port);
+        Some(Redis { child, url: format!("redis://127.0.0.1:{port}/0"), _dir: dir })
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 struct Run {

@@ -35,3 +35,15 @@ export TOOLWARDEN_TEST_EVERYTHING="$bin/mcp-server-everything"
 export TOOLWARDEN_TEST_FILESYSTEM="$bin/mcp-server-filesystem"
 export TOOLWARDEN_TEST_MEMORY="$bin/mcp-server-memory"
 export TOOLWARDEN_TEST_TIME="$DEPS/venv/bin/mcp-server-time"
+
+# redis-server for the shared-state tests (each test starts its own on a free loopback port). CI runs as root
+# on a fresh Debian machine; elsewhere sudo is used when needed.
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "test-deps: installing redis-server" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >&2
+fi
+TOOLWARDEN_TEST_REDIS_SERVER="$(command -v redis-server)"
+export TOOLWARDEN_TEST_REDIS_SERVER

@@ -17,6 +17,7 @@ use crate::proxy::audit::Audit;
 use crate::proxy::counters::{CounterStore, MemoryCounters};
 use crate::proxy::gate::Gate;
 use crate::proxy::policy_gate::PolicyGate;
+use crate::proxy::redis_counters::{RedisCounters, StateFailure};
 use crate::proxy::reload::ReloadingGate;
 use crate::proxy::upstream::UpstreamSpec;
 
@@ -62,9 +63,25 @@ pub struct Args {
     /// Largest message accepted from either side, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message: usize,
+    /// Keep rate-limit and spend counters in Redis, shared by every proxy pointed at it (default: in memory)
+    #[arg(long, value_name = "redis://HOST:PORT/DB")]
+    pub state: Option<String>,
+    /// Prefix of the keys in --state, one per deployment
+    #[arg(long, value_name = "PREFIX", default_value = "toolwarden", requires = "state")]
+    pub state_prefix: String,
+    /// When --state cannot be reached: refuse calls that have limits (closed) or allow them uncounted (open)
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = FailureArg::Closed, requires = "state")]
+    pub state_failure: FailureArg,
     /// The upstream server's command and arguments (stdio)
     #[arg(last = true, value_name = "CMD ARGS")]
     pub command: Vec<String>,
+}
+
+/// `--state-failure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailureArg {
+    Closed,
+    Open,
 }
 
 pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
@@ -93,7 +110,10 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         None => Audit::disabled(),
     });
     // Counters outlive policy versions: a reload must not reset anyone's limits.
-    let counters: Arc<dyn CounterStore> = Arc::new(MemoryCounters::new());
+    let counters: Arc<dyn CounterStore> = match &args.state {
+        None => Arc::new(MemoryCounters::new()),
+        Some(url) => Arc::new(redis_counters(url, &args, &audit)?),
+    };
     let loader = move |path: &std::path::Path| -> Result<Arc<dyn Gate>, String> {
         let gate = PolicyGate::load(path, Arc::clone(&counters))?;
         Ok(Arc::new(gate))
@@ -116,6 +136,26 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     };
     crate::proxy::run(config)?;
     Ok(Outcome::Ok)
+}
+
+fn redis_counters(url: &str, args: &Args, audit: &Arc<Audit>) -> anyhow::Result<RedisCounters> {
+    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")) {
+        return Err(UsageError(format!("--state {url:?}: expected redis://HOST:PORT/DB")).into());
+    }
+    if args.state_prefix.is_empty() {
+        return Err(UsageError("--state-prefix must not be empty".into()).into());
+    }
+    let failure = match args.state_failure {
+        FailureArg::Closed => StateFailure::Closed,
+        FailureArg::Open => StateFailure::Open,
+    };
+    let store = RedisCounters::new(url, &args.state_prefix, failure, Arc::clone(audit))
+        .map_err(|e| UsageError(e.to_string()))?;
+    // A replica may start before its Redis: say so, and let each call decide by --state-failure.
+    if let Err(e) = store.ping() {
+        tracing::warn!("rate-limit state {url} not reachable yet ({e}); calls with limits follow --state-failure");
+    }
+    Ok(store)
 }
 
 fn parse_header(text: &str) -> anyhow::Result<(String, String)> {

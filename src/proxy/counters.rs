@@ -24,13 +24,17 @@ pub enum Window {
 impl Window {
     /// The start (Unix seconds) of the bucket holding `now`.
     pub fn bucket(self, now: u64) -> u64 {
-        let len = match self {
+        now - now % self.seconds()
+    }
+
+    /// The window's length in seconds.
+    pub fn seconds(self) -> u64 {
+        match self {
             Window::Minute => 60,
             Window::Hour => 3600,
             Window::Day => 86_400,
             Window::Seconds(n) => n.max(1),
-        };
-        now - now % len
+        }
     }
 }
 
@@ -77,10 +81,21 @@ pub struct Exceeded {
     pub window: Window,
 }
 
+/// Why a reservation was not made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReserveError {
+    #[error(transparent)]
+    Exceeded(#[from] Exceeded),
+    /// A shared store could not be asked and its failure mode is `closed`: the text is the whole reason
+    /// given to the client.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
 /// Where counters live. Implementations must make [`CounterStore::reserve`] all-or-nothing.
 pub trait CounterStore: Send + Sync {
     /// Admit every charge or none: on `Err` nothing was counted.
-    fn reserve(&self, charges: &[Charge], now: u64) -> Result<Vec<Reservation>, Exceeded>;
+    fn reserve(&self, charges: &[Charge], now: u64) -> Result<Vec<Reservation>, ReserveError>;
     /// The call went through; keep the charges (a shared store may batch or expire them here).
     fn commit(&self, reservations: &[Reservation]) {
         let _ = reservations;
@@ -111,7 +126,7 @@ impl MemoryCounters {
 }
 
 impl CounterStore for MemoryCounters {
-    fn reserve(&self, charges: &[Charge], now: u64) -> Result<Vec<Reservation>, Exceeded> {
+    fn reserve(&self, charges: &[Charge], now: u64) -> Result<Vec<Reservation>, ReserveError> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         // Check everything first, then apply: all-or-nothing without undo bookkeeping. Two charges on the
         // same key in one call add up.
@@ -124,12 +139,12 @@ impl CounterStore for MemoryCounters {
             };
             let extra = pending.entry(&charge.key).or_insert(0.0);
             if used + *extra + charge.amount > charge.max {
-                return Err(Exceeded {
+                return Err(ReserveError::Exceeded(Exceeded {
                     key: charge.key.clone(),
                     used: used + *extra,
                     max: charge.max,
                     window: charge.window,
-                });
+                }));
             }
             *extra += charge.amount;
         }
@@ -191,7 +206,9 @@ mod tests {
         for _ in 0..3 {
             store.reserve(&[charge("c", 3.0, 1.0, false)], 60).unwrap();
         }
-        let err = store.reserve(&[charge("c", 3.0, 1.0, false)], 61).unwrap_err();
+        let Err(ReserveError::Exceeded(err)) = store.reserve(&[charge("c", 3.0, 1.0, false)], 61) else {
+            panic!("the fourth call was admitted")
+        };
         assert_eq!(err.used, 3.0);
         store.reserve(&[charge("c", 3.0, 1.0, false)], 120).unwrap();
     }

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use super::counters::{self, Charge, CounterStore, Reservation, Window};
+use super::counters::{self, Charge, CounterStore, Reservation, ReserveError, Window};
 use super::gate::{Call, CallOutcome, Gate, Verdict};
 
 use crate::policy::{self, CompiledPolicy, Counters, Decision, ScopeKey};
@@ -85,7 +85,9 @@ impl Gate for PolicyGate {
                 let charges: Vec<Charge> = charges.iter().map(store_charge).collect();
                 match self.counters.reserve(&charges, now) {
                     Ok(reserved) => Verdict::Allow { charges: reserved, rule },
-                    Err(exceeded) => {
+                    // The store's failure mode was `closed`; its text already says so.
+                    Err(ReserveError::Unavailable(reason)) => Verdict::Deny { reason, rule: Some("state".into()) },
+                    Err(ReserveError::Exceeded(exceeded)) => {
                         let counter = exceeded.key.split_once('|').map_or(exceeded.key.as_str(), |(c, _)| c);
                         let reason = format!(
                             "limit `{counter}` reached: {} of {} per {} used",

@@ -785,3 +785,6 @@ fn http_sessions_are_bounded_and_idle_ones_closed() {
         assert_eq!(first.post(&json!({"jsonrpc":"2.0","id":1,"method":"ping"})).await.status().as_u16(), 404);
     });
 }
+
+#[path = "proxy_redis.rs"]
+mod redis_state;
