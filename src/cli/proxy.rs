@@ -12,11 +12,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use super::time::parse_duration;
 use super::{Globals, Outcome, UsageError};
+use crate::journal::Journal;
+use crate::proxy::approval::Approvals;
 use crate::proxy::audit::Audit;
 use crate::proxy::counters::{CounterStore, MemoryCounters};
 use crate::proxy::gate::Gate;
 use crate::proxy::policy_gate::PolicyGate;
+use crate::proxy::relay::Pinned;
 use crate::proxy::reload::ReloadingGate;
 use crate::proxy::upstream::UpstreamSpec;
 
@@ -62,13 +66,21 @@ pub struct Args {
     /// Largest message accepted from either side, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message: usize,
+    /// Seconds a call that needs a person's approval waits before it is refused
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    pub approval_timeout: f64,
+    /// An approval also admits the same tool with the same arguments for this long (e.g. 10m)
+    #[arg(long, value_name = "DURATION")]
+    pub approve_for: Option<String>,
+    /// Only list and allow the tools of SERVER's pin (`toolwarden pin SERVER`) whose definition is unchanged
+    #[arg(long, value_name = "SERVER")]
+    pub require_pinned: Option<String>,
     /// The upstream server's command and arguments (stdio)
     #[arg(last = true, value_name = "CMD ARGS")]
     pub command: Vec<String>,
 }
 
 pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
-    let _ = g;
     let upstream = match (&args.upstream, args.command.split_first()) {
         (Some(url), _) => {
             let headers = args.header.iter().map(|h| parse_header(h)).collect::<anyhow::Result<Vec<_>>>()?;
@@ -88,10 +100,34 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     if !(args.call_timeout > 0.0 && args.call_timeout.is_finite()) {
         return Err(UsageError("--call-timeout must be a positive number of seconds".into()).into());
     }
-    let audit = Arc::new(match &args.audit {
+    if !(args.approval_timeout > 0.0 && args.approval_timeout.is_finite()) {
+        return Err(UsageError("--approval-timeout must be a positive number of seconds".into()).into());
+    }
+    let approve_for = args.approve_for.as_deref().map(|t| parse_duration("--approve-for", t)).transpose()?;
+    let data_dir = g.data_dir();
+    let journal = Arc::new(
+        Journal::open(&data_dir)
+            .with_context(|| format!("opening the catalogue database in {}", data_dir.display()))?,
+    );
+    let pinned = match &args.require_pinned {
+        None => None,
+        Some(server) => match journal.pinned_fingerprints(server)? {
+            Some(tools) => Some(Arc::new(Pinned::new(server.clone(), tools))),
+            None => {
+                return Err(UsageError(format!(
+                    "--require-pinned {server:?}: the server was never pinned in {}; crawl it and run `toolwarden pin {server}` first",
+                    data_dir.display()
+                ))
+                .into());
+            }
+        },
+    };
+    let audit = match &args.audit {
         Some(path) => Audit::open(path, args.audit_args)?,
         None => Audit::disabled(),
-    });
+    };
+    let audit = Arc::new(audit.with_journal(Arc::clone(&journal), args.audit_args));
+    let approvals = Approvals::new(journal, Duration::from_secs_f64(args.approval_timeout), approve_for);
     // Counters outlive policy versions: a reload must not reset anyone's limits.
     let counters: Arc<dyn CounterStore> = Arc::new(MemoryCounters::new());
     let loader = move |path: &std::path::Path| -> Result<Arc<dyn Gate>, String> {
@@ -113,6 +149,8 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         allowed_hosts: args.allowed_host,
         max_sessions: args.max_sessions,
         session_idle: Duration::from_secs(args.session_idle.max(1)),
+        approvals: Some(Arc::new(approvals)),
+        pinned,
     };
     crate::proxy::run(config)?;
     Ok(Outcome::Ok)
