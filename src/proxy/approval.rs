@@ -62,8 +62,9 @@ impl Approvals {
         Answer::Refused { decision: "timed_out", reason: format!("no one approved within {secs} s"), by: None }
     }
 
-    /// Queue the call and wait for a person (or the timeout).
-    pub async fn queue(&self, held: &Held) -> Answer {
+    /// Queue the call and wait for a person (or the timeout). `waiting()` turning false (the session ended
+    /// and the call was answered with an error) expires the request, so no one approves a call nobody runs.
+    pub async fn queue(&self, held: &Held, waiting: impl Fn() -> bool) -> Answer {
         let journal = Arc::clone(&self.journal);
         let h = held.clone();
         let approve_for = self.approve_for.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
@@ -101,9 +102,12 @@ impl Approvals {
             tokio::time::sleep(POLL).await;
             let journal = Arc::clone(&self.journal);
             let timed_out = started.elapsed() >= self.timeout;
+            let gone = !waiting();
             let why = format!("no one approved within {} s", self.timeout.as_secs_f64());
             let read = tokio::task::spawn_blocking(move || {
-                if timed_out && journal.close_approval(id, "timed_out", &why)? {
+                if gone {
+                    journal.close_approval(id, "expired", "the session that asked ended")?;
+                } else if timed_out && journal.close_approval(id, "timed_out", &why)? {
                     return Ok(None);
                 }
                 journal.approval(id)

@@ -549,6 +549,11 @@ impl Relay {
         });
     }
 
+    /// Whether the call with this id key still waits for a person.
+    pub fn is_held(&self, key: &str) -> bool {
+        matches!(self.lock().get(key).map(|p| &p.kind), Some(Kind::Held { .. }))
+    }
+
     /// A person approved a held call: it becomes an ordinary forwarded call. Returns the message to send
     /// upstream and its deadline serial; `None` when the call is no longer held (the upstream closed meanwhile).
     pub fn approved(&self, key: &str, by: &str) -> Option<(Vec<u8>, u64)> {
@@ -683,3 +688,7 @@ pub fn error_message(id: Value, code: i64, message: &str) -> ToClient {
 #[cfg(test)]
 #[path = "relay_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "relay_approval_tests.rs"]
+mod approval_tests;

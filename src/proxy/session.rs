@@ -149,7 +149,7 @@ impl Session {
                 }
             }
         } else {
-            approvals.queue(&held).await
+            approvals.queue(&held, || self.relay.is_held(&held.key)).await
         };
         match answer {
             Answer::Approved { by } => {

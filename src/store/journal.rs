@@ -293,3 +293,7 @@ impl Store {
         Ok(rows)
     }
 }
+
+#[cfg(test)]
+#[path = "journal_tests.rs"]
+mod tests;
