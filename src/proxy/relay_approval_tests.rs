@@ -52,7 +52,7 @@ fn a_held_call_is_forwarded_once_approved_and_its_id_stays_taken() {
     assert_eq!(parse(&bytes)["params"]["name"], json!("drop"));
     assert!(!r.is_held(&held.key) && r.approved(&held.key, "alice").is_none(), "approved once");
     let answer = r.from_upstream(br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#).unwrap();
-    assert_eq!(answer.answers, [held.key.clone()]);
+    assert_eq!(answer.answers, std::slice::from_ref(&held.key));
 }
 
 #[test]
