@@ -15,8 +15,9 @@
 //! A call the gate sends to a person is *held*: it stays in the in-flight map (so its id cannot be reused) but is
 //! not forwarded; the session asks for a decision and then calls [`Relay::approved`] (forward it now) or
 //! [`Relay::refuse_held`]. The relay also remembers whether the client declared the elicitation capability and
-//! routes the client's answers to the proxy's own `elicitation/create` requests (ids in a `toolwarden-` space
-//! a client's own requests to the server never use, since the server, not the client, picks those ids).
+//! routes the client's answers to the proxy's own `elicitation/create` requests (random ids in a `toolwarden-`
+//! space, which the server's own requests to the client cannot collide with by accident). An answer to an id
+//! the relay does not wait for passes upstream: behind a chain of proxies it belongs to the next one.
 //! With `--require-pinned` it drops listed tools whose definition is not the pinned one and refuses calls to
 //! them.
 //!
@@ -366,10 +367,6 @@ impl Relay {
                     && let Some(waiter) = self.elicitations().remove(&key)
                 {
                     let _ = waiter.send(msg.clone());
-                    return One::Answer(None);
-                }
-                if id.as_str().is_some_and(|s| s.starts_with(OWN_ID_PREFIX)) {
-                    tracing::warn!(session = %self.session, "dropped a late answer to a toolwarden request");
                     return One::Answer(None);
                 }
                 One::Forward(None)

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::proxy::{StdioProxy, calls_received, server_args, text};
+use crate::proxy::{HttpProxy, StdioProxy, calls_received, server_args, strs, text};
 use crate::util::{Env, fixture};
 
 /// A guard against hangs, not a timing assertion.
@@ -133,6 +133,30 @@ fn approve_for_admits_the_same_arguments_for_a_while_and_no_others() {
     env.ok(["approvals", "deny", &row[0]["id"].to_string()]);
     assert_eq!(proxy.answer(call).0["result"]["isError"], json!(true));
     assert_eq!(calls_received(&env), ["echo", "echo"]);
+}
+
+/// Over Streamable HTTP: a stdio proxy allowing everything in front of an HTTP proxy that wants approval.
+#[test]
+fn approvals_over_the_http_frontend_queue_and_elicitation() {
+    let env = Env::new();
+    let inner = HttpProxy::start(&env, "inner", APPROVE_ECHO, &strs(&server_args()));
+    let allow = r#"{"version": "1", "default": "allow"}"#;
+    // A client without elicitation: the inner proxy queues the call.
+    let mut proxy = StdioProxy::start_caps(&env, allow, &["--upstream", &inner.url], true, json!({}));
+    let call = proxy.send("tools/call", json!({"name": "echo", "arguments": {"n": 1}}));
+    let id = pending(&env, 1)[0]["id"].to_string();
+    env.ok(["approvals", "approve", &id]);
+    assert_eq!(text(&proxy.answer(call).0), r#"{"n": 1}"#);
+    drop(proxy);
+    // A client with elicitation: the request crosses the outer proxy, and so does the answer.
+    let mut proxy = StdioProxy::start_caps(&env, allow, &["--upstream", &inner.url], true, json!({"elicitation": {}}));
+    let call = proxy.send("tools/call", json!({"name": "echo", "arguments": {"n": 2}}));
+    let ask = proxy.recv();
+    assert_eq!(ask["method"], json!("elicitation/create"), "{ask}");
+    proxy.send_raw(&json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"action": "decline"}}).to_string());
+    let (answer, _) = proxy.answer(call);
+    assert_eq!(text(&answer), "Refused by toolwarden: the user declined the call");
+    assert_eq!(calls_received(&env), ["echo"]);
 }
 
 /// The python client declares elicitation and answers with `action`; returns what it printed.

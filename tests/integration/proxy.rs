@@ -299,14 +299,14 @@ fn an_invalid_policy_stops_the_start_and_says_where() {
 }
 
 /// A proxy serving Streamable HTTP on a free loopback port.
-struct HttpProxy {
+pub(crate) struct HttpProxy {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl HttpProxy {
     /// `upstream`: the args after the policy (`["--", "python3", …]` or `["--upstream", URL]`).
-    fn start(env: &Env, name: &str, policy: &str, args: &[&str]) -> HttpProxy {
+    pub(crate) fn start(env: &Env, name: &str, policy: &str, args: &[&str]) -> HttpProxy {
         let policy = env.write(&format!("{name}.json"), policy);
         let mut child = Command::new(assert_cmd::cargo::cargo_bin("toolwarden"))
             .current_dir(env.dir.path())
@@ -345,7 +345,7 @@ pub(crate) fn server_args() -> Vec<String> {
     vec!["--".into(), "python3".into(), fixture("proxy/server.py").display().to_string()]
 }
 
-fn strs(v: &[String]) -> Vec<&str> {
+pub(crate) fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
