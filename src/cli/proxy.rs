@@ -66,6 +66,9 @@ pub struct Args {
     /// Largest message accepted from either side, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message: usize,
+    /// Don't record decisions in the catalogue's audit table (`toolwarden audit` reads it)
+    #[arg(long)]
+    pub no_audit_db: bool,
     /// Seconds a call that needs a person's approval waits before it is refused
     #[arg(long, value_name = "SECS", default_value_t = 300.0)]
     pub approval_timeout: f64,
@@ -126,7 +129,8 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         Some(path) => Audit::open(path, args.audit_args)?,
         None => Audit::disabled(),
     };
-    let audit = Arc::new(audit.with_journal(Arc::clone(&journal), args.audit_args));
+    let audit =
+        Arc::new(if args.no_audit_db { audit } else { audit.with_journal(Arc::clone(&journal), args.audit_args) });
     let approvals = Approvals::new(journal, Duration::from_secs_f64(args.approval_timeout), approve_for);
     // Counters outlive policy versions: a reload must not reset anyone's limits.
     let counters: Arc<dyn CounterStore> = Arc::new(MemoryCounters::new());
