@@ -23,7 +23,7 @@
 //!
 //! The relay does no I/O: frontends feed it bytes and send what it returns, so stdio and HTTP share it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -74,46 +74,59 @@ pub struct Held {
     pub rule: Option<String>,
 }
 
-/// `--require-pinned`: the approved fingerprint of each tool, and the tools seen listed with another one.
+/// `--require-pinned`: the approved fingerprint of each tool of one server.
 #[derive(Debug)]
 pub struct Pinned {
     pub server: String,
     pub tools: BTreeMap<String, String>,
-    drifted: Mutex<HashSet<String>>,
 }
 
 impl Pinned {
     pub fn new(server: String, tools: BTreeMap<String, String>) -> Pinned {
-        Pinned { server, tools, drifted: Mutex::default() }
+        Pinned { server, tools }
     }
+}
 
-    fn drifted(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.drifted.lock().unwrap_or_else(|e| e.into_inner())
+/// A pin as one session enforces it: what this session's listings showed of each pinned tool. A call is
+/// allowed only to a tool this session saw listed with its pinned definition, so a call sent before (or
+/// without) a listing cannot reach a definition nobody checked.
+#[derive(Debug)]
+struct PinCheck {
+    pin: Arc<Pinned>,
+    /// Tool name → whether its latest listed definition was the pinned one.
+    seen: Mutex<HashMap<String, bool>>,
+}
+
+impl PinCheck {
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, bool>> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether a listed tool (raw JSON) is exactly the pinned definition; remembers the answer for calls.
     fn admits_listed(&self, tool: &Value) -> bool {
         let Some(name) = tool.get("name").and_then(Value::as_str) else { return false };
-        let Some(pinned) = self.tools.get(name) else { return false };
+        let Some(pinned) = self.pin.tools.get(name) else { return false };
         let same = serde_json::from_value::<crate::model::Tool>(tool.clone())
             .is_ok_and(|t| crate::model::fingerprint(&t) == *pinned);
-        if same {
-            self.drifted().remove(name);
-        } else {
-            self.drifted().insert(name.to_string());
-        }
+        self.seen().insert(name.to_string(), same);
         same
     }
 
     /// Why a call to `tool` is refused, if it is.
     fn refuses(&self, tool: &str) -> Option<String> {
-        let server = &self.server;
-        if !self.tools.contains_key(tool) {
+        let server = &self.pin.server;
+        if !self.pin.tools.contains_key(tool) {
             return Some(format!("`{tool}` is not among the tools pinned for server `{server}`; it is not approved"));
         }
-        self.drifted().contains(tool).then(|| {
-            format!("the definition of `{tool}` changed since it was pinned (server `{server}`); run `toolwarden pin` after reviewing it")
-        })
+        match self.seen().get(tool) {
+            Some(true) => None,
+            Some(false) => Some(format!(
+                "the definition of `{tool}` changed since it was pinned (server `{server}`); run `toolwarden pin` after reviewing it"
+            )),
+            None => Some(format!(
+                "`{tool}` was not listed in this session yet, so its definition could not be checked against the pin of server `{server}`; list the tools first"
+            )),
+        }
     }
 }
 
@@ -165,7 +178,7 @@ pub struct Relay {
     serial: AtomicU64,
     /// Whether approve verdicts are held for a person (otherwise refused).
     approvals: bool,
-    pinned: Option<Arc<Pinned>>,
+    pinned: Option<PinCheck>,
     /// The client declared `capabilities.elicitation` in `initialize`.
     elicits: AtomicBool,
     /// Our `elicitation/create` requests waiting for the client's answer, by id key.
@@ -205,7 +218,7 @@ impl Relay {
 
     /// Enforce a pin (`--require-pinned`).
     pub fn with_pinned(mut self, pinned: Option<Arc<Pinned>>) -> Relay {
-        self.pinned = pinned;
+        self.pinned = pinned.map(|pin| PinCheck { pin, seen: Mutex::default() });
         self
     }
 

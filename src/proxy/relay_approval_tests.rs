@@ -93,6 +93,10 @@ fn a_pin_hides_changed_and_new_tools_and_refuses_their_calls() {
     let tool: crate::model::Tool = serde_json::from_value(a.clone()).unwrap();
     let pinned = [("a".to_string(), crate::model::fingerprint(&tool)), ("b".to_string(), "0".repeat(64))].into();
     let r = relay(true).with_pinned(Some(Arc::new(Pinned::new("srv".into(), pinned))));
+    // Before any listing nothing pinned is callable: no definition was checked yet.
+    let out = r.from_client(&call(json!(9), "a"));
+    assert!(out.upstream.is_none());
+    assert!(parse(&out.client[0].bytes)["result"]["content"][0]["text"].as_str().unwrap().contains("not listed"));
     r.from_client(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
     let list =
         json!({"jsonrpc":"2.0","id":1,"result":{"tools":[a, {"name":"b","description":"changed"}, {"name":"c"}]}});

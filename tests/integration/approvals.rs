@@ -281,6 +281,8 @@ fn require_pinned_hides_and_refuses_tools_that_changed_since_the_pin() {
     let refused = poisoned.call("get_customer", json!({"customer_id": "c1"}));
     assert_eq!(refused["result"]["isError"], json!(true));
     assert!(text(&refused).contains("definition of `get_customer` changed since it was pinned"), "{refused}");
+    let unchanged = poisoned.call("list_orders", json!({}));
+    assert!(unchanged["result"].get("isError").is_none_or(|e| e == &json!(false)), "{unchanged}");
     let (ok, stderr) = poisoned.finish();
     assert!(ok, "{stderr}");
     let audit = env.json(["audit", "--decision", "deny", "--format", "json"]);
