@@ -54,8 +54,13 @@ impl Journal {
         self.store().expire_orphaned_approvals(process_alive)
     }
 
-    pub fn standing_approval(&self, tool: &str, args_sha256: &str) -> Result<Option<Approval>, StoreError> {
-        self.store().standing_approval(tool, args_sha256)
+    pub fn standing_approval(
+        &self,
+        tool: &str,
+        args_sha256: &str,
+        identity: Option<&str>,
+    ) -> Result<Option<Approval>, StoreError> {
+        self.store().standing_approval(tool, args_sha256, identity)
     }
 
     pub fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {

@@ -70,7 +70,7 @@ impl Approvals {
         let approve_for = self.approve_for.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let queued = tokio::task::spawn_blocking(move || {
             let digest = audit::digest(&h.call.arguments);
-            if let Some(standing) = journal.standing_approval(&h.call.tool, &digest)? {
+            if let Some(standing) = journal.standing_approval(&h.call.tool, &digest, h.call.identity.as_deref())? {
                 return Ok(Err(standing.decided_by.unwrap_or_default()));
             }
             let new = NewApproval {

@@ -217,17 +217,20 @@ impl Store {
         Ok(n)
     }
 
-    /// An approval of the same tool and arguments whose `--for` window is still open.
-    pub fn standing_approval(&self, tool: &str, args_sha256: &str) -> Result<Option<Approval>, StoreError> {
+    /// An approval of the same tool and arguments for the same caller identity whose `--for` window is still
+    /// open (one caller's approval does not admit another's call).
+    pub fn standing_approval(
+        &self,
+        tool: &str,
+        args_sha256: &str,
+        identity: Option<&str>,
+    ) -> Result<Option<Approval>, StoreError> {
         let sql = format!(
-            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE tool = ?1 AND args_sha256 = ?2 AND status = 'approved'
-             AND approved_until > ?3 ORDER BY approved_until DESC LIMIT 1"
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE tool = ?1 AND args_sha256 = ?2 AND identity IS ?3
+             AND status = 'approved' AND approved_until > ?4 ORDER BY approved_until DESC LIMIT 1"
         );
-        Ok(self
-            .conn
-            .prepare_cached(&sql)?
-            .query_row(params![tool, args_sha256, super::now()], approval_row)
-            .optional()?)
+        let args = params![tool, args_sha256, identity, super::now()];
+        Ok(self.conn.prepare_cached(&sql)?.query_row(args, approval_row).optional()?)
     }
 
     /// Append audit rows in one transaction.

@@ -82,16 +82,17 @@ fn only_orphaned_pending_calls_expire() {
 fn a_standing_approval_covers_its_window_and_the_decider_may_override_it() {
     let (_dir, mut store) = store();
     let id = queue(&mut store, &json!({}), 1, Some(600));
-    assert!(store.standing_approval("drop", "d1").unwrap().is_none(), "pending is not approved");
+    assert!(store.standing_approval("drop", "d1", None).unwrap().is_none(), "pending is not approved");
     store.decide_approval(id, &yes("alice")).unwrap();
-    assert_eq!(store.standing_approval("drop", "d1").unwrap().unwrap().id, id);
-    assert!(store.standing_approval("drop", "other").unwrap().is_none());
+    assert_eq!(store.standing_approval("drop", "d1", None).unwrap().unwrap().id, id);
+    assert!(store.standing_approval("drop", "other", None).unwrap().is_none());
+    assert!(store.standing_approval("drop", "d1", Some("bob")).unwrap().is_none(), "not for another caller");
     // A window that already closed admits nothing.
     let id = queue(&mut store, &json!({}), 1, Some(600));
     store.conn.execute("UPDATE approvals SET status = 'expired' WHERE id != ?1", [id]).unwrap();
     let d = Decision { approve: true, by: "a", reason: None, approve_for_secs: Some(-1) };
     store.decide_approval(id, &d).unwrap();
-    assert!(store.standing_approval("drop", "d1").unwrap().is_none());
+    assert!(store.standing_approval("drop", "d1", None).unwrap().is_none());
 }
 
 #[test]
