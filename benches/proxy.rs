@@ -36,13 +36,21 @@ fn main() {
     let toolwarden = env!("CARGO_BIN_EXE_toolwarden");
     let policy = policy.to_str().unwrap();
     let audit = dir.path().join("audit.jsonl");
+    // Every proxy records its decisions in the catalogue's audit table: keep that catalogue in the temp dir.
+    let data = dir.path().join("data");
 
     println!("stdio, 1 client, {calls} sequential calls of `echo`:");
     let direct = stdio_run(Command::new(&exe), calls);
+    let mut bare = Command::new(toolwarden);
+    bare.env("TOOLWARDEN_DATA_DIR", &data);
+    bare.args(["proxy", "--policy", policy, "--no-audit-db", "--"]).arg(&exe);
+    let without_db = stdio_run(bare, calls);
     let mut proxy = Command::new(toolwarden);
+    proxy.env("TOOLWARDEN_DATA_DIR", &data);
     proxy.args(["proxy", "--policy", policy, "--"]).arg(&exe);
     let proxied = stdio_run(proxy, calls);
     let mut audited = Command::new(toolwarden);
+    audited.env("TOOLWARDEN_DATA_DIR", &data);
     audited.args(["proxy", "--policy", policy, "--audit", audit.to_str().unwrap(), "--"]).arg(&exe);
     let with_audit = stdio_run(audited, calls);
     let redis = Redis::start();
@@ -52,7 +60,8 @@ fn main() {
         stdio_run(shared, calls)
     });
     report("direct", &direct, None);
-    report("through proxy", &proxied, Some(&direct));
+    report("proxy, --no-audit-db", &without_db, Some(&direct));
+    report("through proxy (audit table)", &proxied, Some(&direct));
     report("proxy + audit log", &with_audit, Some(&direct));
     match &with_redis {
         Some(run) => {
@@ -61,6 +70,7 @@ fn main() {
         }
         None => println!("  proxy + Redis state: skipped (no redis-server)"),
     }
+    println!("  calls/s with the audit table: {:.2}x of --no-audit-db", proxied.rate / without_db.rate);
 
     let clients = 16;
     let per_client = (calls / clients / 4).max(50);
@@ -71,6 +81,7 @@ fn main() {
     wait_for(port);
     let proxy_port = free_port();
     let mut proxy = Command::new(toolwarden)
+        .env("TOOLWARDEN_DATA_DIR", &data)
         .args(["proxy", "--policy", policy, "--listen", &proxy_port.to_string(), "--upstream", &server_url])
         .stderr(Stdio::null())
         .spawn()

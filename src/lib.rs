@@ -12,6 +12,7 @@ pub mod cli;
 pub mod crawl;
 pub mod demo;
 pub mod index;
+pub mod journal;
 pub mod mcp;
 pub mod model;
 pub mod pin;

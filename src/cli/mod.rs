@@ -5,6 +5,8 @@
 //! broken pipe: `toolwarden search x | head` is not a failure), 1 when a command reports findings or
 //! denials, 2 for usage and input errors.
 
+mod approvals;
+mod audit;
 mod classify;
 mod crawl;
 mod demo_server;
@@ -21,6 +23,7 @@ mod scan;
 mod search;
 mod show;
 mod stats;
+mod time;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -112,6 +115,10 @@ pub enum Command {
     Proxy(proxy::Args),
     /// Approve a server's current tool definitions; later changes are reported against the pin
     Pin(pin::Args),
+    /// Decide calls a running proxy holds for a person: list, approve ID, deny ID
+    Approvals(approvals::Args),
+    /// Read the proxy's audit trail from the catalogue (filter by tool, decision, time)
+    Audit(audit::Args),
     /// Crawl the servers of MCP client configs (or scan captured files) and report findings; exit 1 at --fail-on
     Scan(scan::Args),
 }
@@ -163,6 +170,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Proxy(args) => proxy::run(args, g),
         Command::Pin(args) => pin::run(args, g),
         Command::Scan(args) => scan::run(args, g),
+        Command::Approvals(args) => approvals::run(args, g),
+        Command::Audit(args) => audit::run(args, g),
     }
 }
 

@@ -12,12 +12,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use super::time::parse_duration;
 use super::{Globals, Outcome, UsageError};
+use crate::journal::Journal;
+use crate::proxy::approval::Approvals;
 use crate::proxy::audit::Audit;
 use crate::proxy::counters::{CounterStore, MemoryCounters};
 use crate::proxy::gate::Gate;
 use crate::proxy::policy_gate::PolicyGate;
 use crate::proxy::redis_counters::{RedisCounters, StateFailure};
+use crate::proxy::relay::Pinned;
 use crate::proxy::reload::ReloadingGate;
 use crate::proxy::upstream::UpstreamSpec;
 
@@ -72,6 +76,18 @@ pub struct Args {
     /// When --state cannot be reached: refuse calls that have limits (closed) or allow them uncounted (open)
     #[arg(long, value_enum, value_name = "MODE", default_value_t = FailureArg::Closed, requires = "state")]
     pub state_failure: FailureArg,
+    /// Don't record decisions in the catalogue's audit table (`toolwarden audit` reads it)
+    #[arg(long)]
+    pub no_audit_db: bool,
+    /// Seconds a call that needs a person's approval waits before it is refused
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    pub approval_timeout: f64,
+    /// An approval also admits the same tool with the same arguments for this long (e.g. 10m)
+    #[arg(long, value_name = "DURATION")]
+    pub approve_for: Option<String>,
+    /// Only list and allow the tools of SERVER's pin (`toolwarden pin SERVER`) whose definition is unchanged
+    #[arg(long, value_name = "SERVER")]
+    pub require_pinned: Option<String>,
     /// The upstream server's command and arguments (stdio)
     #[arg(last = true, value_name = "CMD ARGS")]
     pub command: Vec<String>,
@@ -85,7 +101,6 @@ pub enum FailureArg {
 }
 
 pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
-    let _ = g;
     let upstream = match (&args.upstream, args.command.split_first()) {
         (Some(url), _) => {
             let headers = args.header.iter().map(|h| parse_header(h)).collect::<anyhow::Result<Vec<_>>>()?;
@@ -105,10 +120,35 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     if !(args.call_timeout > 0.0 && args.call_timeout.is_finite()) {
         return Err(UsageError("--call-timeout must be a positive number of seconds".into()).into());
     }
-    let audit = Arc::new(match &args.audit {
+    if !(args.approval_timeout > 0.0 && args.approval_timeout.is_finite()) {
+        return Err(UsageError("--approval-timeout must be a positive number of seconds".into()).into());
+    }
+    let approve_for = args.approve_for.as_deref().map(|t| parse_duration("--approve-for", t)).transpose()?;
+    let data_dir = g.data_dir();
+    let journal = Arc::new(
+        Journal::open(&data_dir)
+            .with_context(|| format!("opening the catalogue database in {}", data_dir.display()))?,
+    );
+    let pinned = match &args.require_pinned {
+        None => None,
+        Some(server) => match journal.pinned_fingerprints(server)? {
+            Some(tools) => Some(Arc::new(Pinned::new(server.clone(), tools))),
+            None => {
+                return Err(UsageError(format!(
+                    "--require-pinned {server:?}: the server was never pinned in {}; crawl it and run `toolwarden pin {server}` first",
+                    data_dir.display()
+                ))
+                .into());
+            }
+        },
+    };
+    let audit = match &args.audit {
         Some(path) => Audit::open(path, args.audit_args)?,
         None => Audit::disabled(),
-    });
+    };
+    let audit =
+        Arc::new(if args.no_audit_db { audit } else { audit.with_journal(Arc::clone(&journal), args.audit_args) });
+    let approvals = Approvals::new(journal, Duration::from_secs_f64(args.approval_timeout), approve_for);
     // Counters outlive policy versions: a reload must not reset anyone's limits.
     let counters: Arc<dyn CounterStore> = match &args.state {
         None => Arc::new(MemoryCounters::new()),
@@ -133,6 +173,8 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         allowed_hosts: args.allowed_host,
         max_sessions: args.max_sessions,
         session_idle: Duration::from_secs(args.session_idle.max(1)),
+        approvals: Some(Arc::new(approvals)),
+        pinned,
     };
     crate::proxy::run(config)?;
     Ok(Outcome::Ok)

@@ -3,17 +3,22 @@
 //! Arguments are recorded as a SHA-256 digest of their canonical JSON (keys sorted, no whitespace), so the
 //! log can prove two calls had the same arguments without storing secrets or personal data; `--audit-args`
 //! opts into the raw arguments. Each line is one `write` on a file opened for appending, so concurrent
-//! sessions never interleave inside a line. (The SQLite audit table and `toolwarden audit` build on this
-//! record; they belong to the store.)
+//! sessions never interleave inside a line. With a data directory, the same records also go to the catalogue's
+//! `audit` table (read by `toolwarden audit`) through a writer thread, so a decision never waits for SQLite:
+//! rows are batched into one transaction per wake-up, and [`Audit::finish`] drains the queue before exit.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
 
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use crate::journal::Journal;
+use crate::store::AuditRow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -41,6 +46,35 @@ pub struct Record<'a> {
     /// For allowed calls: microseconds from forwarding to the upstream's answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_latency_us: Option<u64>,
+    /// For approval outcomes: who decided (a person's name, or `elicitation`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<&'a str>,
+}
+
+impl Record<'_> {
+    fn row(&self) -> AuditRow {
+        AuditRow {
+            time: crate::store::format_time(jiff::Timestamp::now()),
+            session: self.session.to_string(),
+            identity: self.identity.map(str::to_string),
+            tool: self.tool.to_string(),
+            args_sha256: self.args_sha256.clone(),
+            args: self.args.cloned(),
+            decision: self.decision.to_string(),
+            rule: self.rule.map(str::to_string),
+            reason: self.reason.map(str::to_string),
+            outcome: self.outcome.map(str::to_string),
+            upstream_latency_us: self.upstream_latency_us.and_then(|n| i64::try_from(n).ok()),
+            decided_by: self.decided_by.map(str::to_string),
+        }
+    }
+}
+
+/// The SQLite side: a queue to the writer thread.
+#[derive(Debug, Default)]
+struct Sink {
+    tx: Mutex<Option<mpsc::Sender<AuditRow>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Where records go.
@@ -48,6 +82,7 @@ pub struct Record<'a> {
 pub struct Audit {
     file: Option<Mutex<File>>,
     include_args: bool,
+    sink: Option<Sink>,
 }
 
 impl Audit {
@@ -63,11 +98,37 @@ impl Audit {
             .append(true)
             .open(path)
             .map_err(|source| AuditError::Open { path: path.display().to_string(), source })?;
-        Ok(Audit { file: Some(Mutex::new(file)), include_args })
+        Ok(Audit { file: Some(Mutex::new(file)), include_args, sink: None })
+    }
+
+    /// Also write every record to the `audit` table of `journal`.
+    pub fn with_journal(mut self, journal: Arc<Journal>, include_args: bool) -> Audit {
+        let (tx, rx) = mpsc::channel::<AuditRow>();
+        let thread = std::thread::spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut rows = vec![first];
+                rows.extend(rx.try_iter().take(1023));
+                if let Err(e) = journal.append_audit(&rows) {
+                    tracing::error!("writing {} audit rows to the catalogue: {e}", rows.len());
+                }
+            }
+        });
+        self.include_args |= include_args;
+        self.sink = Some(Sink { tx: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) });
+        self
     }
 
     pub fn enabled(&self) -> bool {
-        self.file.is_some()
+        self.file.is_some() || self.sink.is_some()
+    }
+
+    /// Write out everything queued for SQLite and stop its writer (records after this go to the file only).
+    pub fn finish(&self) {
+        let Some(sink) = &self.sink else { return };
+        drop(sink.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
+        if let Some(thread) = sink.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = thread.join();
+        }
     }
 
     pub fn include_args(&self) -> bool {
@@ -77,6 +138,11 @@ impl Audit {
     /// Append one record. A failing write is logged, not fatal: refusing all traffic because the disk is full
     /// would be a denial of service the attacker controls.
     pub fn write(&self, record: &Record<'_>) {
+        if let Some(sink) = &self.sink
+            && let Some(tx) = &*sink.tx.lock().unwrap_or_else(|e| e.into_inner())
+        {
+            let _ = tx.send(record.row());
+        }
         let Some(file) = &self.file else { return };
         let mut line = match serde_json::to_vec(record) {
             Ok(line) => line,

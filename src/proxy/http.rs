@@ -328,14 +328,16 @@ fn open_session(app: &Arc<App>, identity: Option<String>) -> Result<(String, Arc
         tracing::error!("{e}");
         reject(StatusCode::BAD_GATEWAY, -32000, &format!("toolwarden: {e}"))
     })?;
-    let relay = Relay::new(Arc::clone(&app.config.gate), Arc::clone(&app.config.audit), id.clone(), identity.clone());
+    let relay = Relay::new(Arc::clone(&app.config.gate), Arc::clone(&app.config.audit), id.clone(), identity.clone())
+        .with_pinned(app.config.pinned.clone());
     let streams = Arc::new(Streams::default());
-    let session = Session::new(
+    let session = Session::with_approvals(
         relay,
         Arc::clone(&streams) as Arc<dyn Outbox>,
         Arc::clone(&connected.outbox),
         app.config.call_timeout,
         app.runtime.clone(),
+        app.config.approvals.clone(),
     );
     connected.start(Arc::new(HttpEvents {
         session: Arc::clone(&session),

@@ -8,6 +8,7 @@
 //! raw JSON-RPC rather than re-terminating MCP with typed handlers, so whatever the two peers say to each
 //! other, including protocol features newer than this build, passes unchanged; see `doc/proxy.md`.
 
+pub mod approval;
 pub mod audit;
 pub mod counters;
 pub mod gate;
@@ -66,6 +67,10 @@ pub struct Config {
     pub max_sessions: usize,
     /// HTTP: a session unused this long, with nothing in flight, is closed.
     pub session_idle: Duration,
+    /// Ask a person about calls the policy sends for approval; `None` refuses them.
+    pub approvals: Option<Arc<approval::Approvals>>,
+    /// `--require-pinned`: only the pinned definitions are listed and callable.
+    pub pinned: Option<Arc<relay::Pinned>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -86,6 +91,7 @@ pub fn run(config: Config) -> Result<(), ProxyError> {
         .enable_all()
         .build()
         .map_err(ProxyError::Runtime)?;
+    let audit = Arc::clone(&config.audit);
     let result = runtime.block_on(async move {
         match config.listen {
             Some(addr) => http::serve(config, addr).await,
@@ -94,5 +100,6 @@ pub fn run(config: Config) -> Result<(), ProxyError> {
     });
     // The stdin thread may still be blocked in a read; don't wait for it.
     runtime.shutdown_background();
+    audit.finish();
     result
 }

@@ -12,10 +12,19 @@
 //! times out, and refuses a second request reusing an in-flight id (it could otherwise make an unfiltered
 //! `tools/list` result look like the answer to a `ping`).
 //!
+//! A call the gate sends to a person is *held*: it stays in the in-flight map (so its id cannot be reused) but is
+//! not forwarded; the session asks for a decision and then calls [`Relay::approved`] (forward it now) or
+//! [`Relay::refuse_held`]. The relay also remembers whether the client declared the elicitation capability and
+//! routes the client's answers to the proxy's own `elicitation/create` requests (random ids in a `toolwarden-`
+//! space, which the server's own requests to the client cannot collide with by accident). An answer to an id
+//! the relay does not wait for passes upstream: behind a chain of proxies it belongs to the next one.
+//! With `--require-pinned` it drops listed tools whose definition is not the pinned one and refuses calls to
+//! them.
+//!
 //! The relay does no I/O: frontends feed it bytes and send what it returns, so stdio and HTTP share it.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -51,11 +60,92 @@ pub struct FromClient {
     pub deadlines: Vec<(String, u64)>,
     /// Ids (keys) of the requests forwarded upstream: the HTTP frontend waits for their answers.
     pub forwarded: Vec<String>,
+    /// Calls waiting for a person's decision.
+    pub held: Vec<Held>,
+}
+
+/// A call held for approval.
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub key: String,
+    pub call: Call,
+    /// Why the policy wants a person (the rule's `reason`).
+    pub reason: String,
+    pub rule: Option<String>,
+}
+
+/// `--require-pinned`: the approved fingerprint of each tool of one server.
+#[derive(Debug)]
+pub struct Pinned {
+    pub server: String,
+    pub tools: BTreeMap<String, String>,
+}
+
+impl Pinned {
+    pub fn new(server: String, tools: BTreeMap<String, String>) -> Pinned {
+        Pinned { server, tools }
+    }
+}
+
+/// A pin as one session enforces it: what this session's listings showed of each pinned tool. A call is
+/// allowed only to a tool this session saw listed with its pinned definition, so a call sent before (or
+/// without) a listing cannot reach a definition nobody checked.
+#[derive(Debug)]
+struct PinCheck {
+    pin: Arc<Pinned>,
+    /// Tool name → whether its latest listed definition was the pinned one.
+    seen: Mutex<HashMap<String, bool>>,
+}
+
+impl PinCheck {
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, bool>> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a listed tool (raw JSON) is exactly the pinned definition; remembers the answer for calls.
+    fn admits_listed(&self, tool: &Value) -> bool {
+        let Some(name) = tool.get("name").and_then(Value::as_str) else { return false };
+        let Some(pinned) = self.pin.tools.get(name) else { return false };
+        let same = serde_json::from_value::<crate::model::Tool>(tool.clone())
+            .is_ok_and(|t| crate::model::fingerprint(&t) == *pinned);
+        self.seen().insert(name.to_string(), same);
+        same
+    }
+
+    /// Why a call to `tool` is refused, if it is.
+    fn refuses(&self, tool: &str) -> Option<String> {
+        let server = &self.pin.server;
+        if !self.pin.tools.contains_key(tool) {
+            return Some(format!("`{tool}` is not among the tools pinned for server `{server}`; it is not approved"));
+        }
+        match self.seen().get(tool) {
+            Some(true) => None,
+            Some(false) => Some(format!(
+                "the definition of `{tool}` changed since it was pinned (server `{server}`); run `toolwarden pin` after reviewing it"
+            )),
+            None => Some(format!(
+                "`{tool}` was not listed in this session yet, so its definition could not be checked against the pin of server `{server}`; list the tools first"
+            )),
+        }
+    }
 }
 
 enum Kind {
     ToolsList,
-    ToolsCall { tool: String, digest: String, args: Option<Value>, charges: Vec<Reservation>, rule: Option<String> },
+    ToolsCall {
+        tool: String,
+        digest: String,
+        args: Option<Value>,
+        charges: Vec<Reservation>,
+        rule: Option<String>,
+    },
+    /// Waiting for a person: the message to forward once approved.
+    Held {
+        message: Value,
+        call: Call,
+        reason: String,
+        rule: Option<String>,
+    },
     Other,
 }
 
@@ -71,7 +161,12 @@ enum One {
     Forward(Option<String>),
     /// Answered (or dropped, when `None`) here.
     Answer(Option<Value>),
+    /// Held for approval.
+    Held(Held),
 }
+
+/// The id prefix of requests the proxy itself sends to the client.
+const OWN_ID_PREFIX: &str = "toolwarden-";
 
 /// One session's relay state.
 pub struct Relay {
@@ -81,6 +176,13 @@ pub struct Relay {
     identity: Option<String>,
     inflight: Mutex<HashMap<String, Pending>>,
     serial: AtomicU64,
+    /// Whether approve verdicts are held for a person (otherwise refused).
+    approvals: bool,
+    pinned: Option<PinCheck>,
+    /// The client declared `capabilities.elicitation` in `initialize`.
+    elicits: AtomicBool,
+    /// Our `elicitation/create` requests waiting for the client's answer, by id key.
+    elicitations: Mutex<HashMap<String, tokio::sync::oneshot::Sender<Value>>>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -94,7 +196,54 @@ impl std::fmt::Debug for Relay {
 
 impl Relay {
     pub fn new(gate: Arc<dyn Gate>, audit: Arc<Audit>, session: String, identity: Option<String>) -> Relay {
-        Relay { gate, audit, session, identity, inflight: Mutex::new(HashMap::new()), serial: AtomicU64::new(0) }
+        Relay {
+            gate,
+            audit,
+            session,
+            identity,
+            inflight: Mutex::new(HashMap::new()),
+            serial: AtomicU64::new(0),
+            approvals: false,
+            pinned: None,
+            elicits: AtomicBool::new(false),
+            elicitations: Mutex::default(),
+        }
+    }
+
+    /// Hold calls that need approval (see [`FromClient::held`]) instead of refusing them.
+    pub fn with_approvals(mut self, on: bool) -> Relay {
+        self.approvals = on;
+        self
+    }
+
+    /// Enforce a pin (`--require-pinned`).
+    pub fn with_pinned(mut self, pinned: Option<Arc<Pinned>>) -> Relay {
+        self.pinned = pinned.map(|pin| PinCheck { pin, seen: Mutex::default() });
+        self
+    }
+
+    /// Whether the client said it can ask its user (MCP elicitation).
+    pub fn client_elicits(&self) -> bool {
+        self.elicits.load(Ordering::Relaxed)
+    }
+
+    fn elicitations(&self) -> std::sync::MutexGuard<'_, HashMap<String, tokio::sync::oneshot::Sender<Value>>> {
+        self.elicitations.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An `elicitation/create` request for the client, and where its answer (the whole response) will arrive.
+    pub fn elicitation(&self, params: Value) -> (Vec<u8>, String, tokio::sync::oneshot::Receiver<Value>) {
+        let id = Value::String(format!("{OWN_ID_PREFIX}elicit-{}", uuid::Uuid::new_v4()));
+        let key = id.to_string();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.elicitations().insert(key.clone(), tx);
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": "elicitation/create", "params": params});
+        (serde_json::to_vec(&msg).unwrap_or_default(), key, rx)
+    }
+
+    /// Stop waiting for an elicitation (it timed out); a late answer is then dropped.
+    pub fn forget_elicitation(&self, key: &str) {
+        self.elicitations().remove(key);
     }
 
     pub fn session(&self) -> &str {
@@ -133,6 +282,7 @@ impl Relay {
                 let mut answered = Vec::new();
                 for item in items {
                     match self.one_from_client(&item, &mut out.deadlines) {
+                        One::Held(held) => out.held.push(held),
                         One::Forward(key) => {
                             out.forwarded.extend(key);
                             forward.push(item);
@@ -153,6 +303,7 @@ impl Relay {
                 }
             }
             value => match self.one_from_client(&value, &mut out.deadlines) {
+                One::Held(held) => out.held.push(held),
                 One::Forward(key) => {
                     out.forwarded.extend(key);
                     out.upstream = Some(serde_json::to_vec(&value).unwrap_or_default());
@@ -192,13 +343,24 @@ impl Relay {
                 }
                 let kind = match method.as_str() {
                     "tools/list" => Kind::ToolsList,
-                    "tools/call" => match self.decide(id, obj.get("params")) {
+                    "tools/call" => match self.decide(msg, id, obj.get("params")) {
                         Ok(kind) => kind,
                         Err(answer) => return One::Answer(Some(answer)),
                     },
+                    "initialize" => {
+                        let elicits = obj.get("params").and_then(|p| p.pointer("/capabilities/elicitation"));
+                        self.elicits.store(elicits.is_some_and(Value::is_object), Ordering::Relaxed);
+                        Kind::Other
+                    }
                     _ => Kind::Other,
                 };
                 let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+                if let Kind::Held { call, reason, rule, .. } = &kind {
+                    let held =
+                        Held { key: key.clone(), call: call.clone(), reason: reason.clone(), rule: rule.clone() };
+                    inflight.insert(key, Pending { id: id.clone(), kind, serial, started: Instant::now() });
+                    return One::Held(held);
+                }
                 if matches!(kind, Kind::ToolsCall { .. }) {
                     deadlines.push((key.clone(), serial));
                 }
@@ -212,7 +374,16 @@ impl Relay {
                 One::Answer(None)
             }
             (Some(Value::String(_)), None) => One::Forward(None),
-            (None, Some(_)) if obj.contains_key("result") || obj.contains_key("error") => One::Forward(None),
+            (None, Some(id)) if obj.contains_key("result") || obj.contains_key("error") => {
+                // The client's answer to one of our own requests goes to whoever waits for it, not upstream.
+                if let Some(key) = valid_id(id)
+                    && let Some(waiter) = self.elicitations().remove(&key)
+                {
+                    let _ = waiter.send(msg.clone());
+                    return One::Answer(None);
+                }
+                One::Forward(None)
+            }
             _ => One::Answer(Some(error_value(
                 id.cloned().unwrap_or(Value::Null),
                 INVALID_REQUEST,
@@ -222,7 +393,7 @@ impl Relay {
     }
 
     /// Decide one `tools/call`. `Err` carries the answer for the client (a refusal or an invalid-params error).
-    fn decide(&self, id: &Value, params: Option<&Value>) -> Result<Kind, Value> {
+    fn decide(&self, msg: &Value, id: &Value, params: Option<&Value>) -> Result<Kind, Value> {
         let parsed = match params {
             Some(Value::Object(p)) => match (p.get("name"), p.get("arguments")) {
                 (Some(Value::String(name)), None | Some(Value::Null)) => Ok((name.clone(), Value::Null)),
@@ -244,6 +415,10 @@ impl Relay {
                 ));
             }
         };
+        if let Some(why) = self.pinned.as_ref().and_then(|p| p.refuses(&tool)) {
+            self.audit_decision(&tool, &arguments, "deny", Some("require-pinned"), Some(&why));
+            return Err(refusal(id.clone(), &why));
+        }
         let call = Call { tool, arguments, identity: self.identity.clone(), session: self.session.clone() };
         match self.gate.check(&call) {
             Verdict::Allow { charges, rule } => {
@@ -254,6 +429,11 @@ impl Relay {
             Verdict::Deny { reason, rule } => {
                 self.audit_decision(&call.tool, &call.arguments, "deny", rule.as_deref(), Some(&reason));
                 Err(refusal(id.clone(), &reason))
+            }
+            Verdict::Approve { reason, rule } if self.approvals => {
+                let why = format!("waiting for a person's approval: {reason}");
+                self.audit_decision(&call.tool, &call.arguments, "approve", rule.as_deref(), Some(&why));
+                Ok(Kind::Held { message: msg.clone(), call, reason, rule })
             }
             Verdict::Approve { reason, rule } => {
                 let reason = format!("{reason} (this call needs a person's approval, and approvals are not enabled)");
@@ -279,6 +459,7 @@ impl Relay {
             reason,
             outcome: None,
             upstream_latency_us: None,
+            decided_by: None,
         });
     }
 
@@ -337,6 +518,9 @@ impl Relay {
                 if let Some(Value::Array(tools)) = msg.pointer_mut("/result/tools") {
                     // A tool without a string name cannot be matched against a rule, so it is not shown.
                     tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(|n| self.gate.visible(n)));
+                    if let Some(pinned) = &self.pinned {
+                        tools.retain(|t| pinned.admits_listed(t));
+                    }
                 }
                 // Always re-serialised: what the client reads is the list as filtered, even if the server sent
                 // duplicate keys that another parser would resolve differently.
@@ -351,7 +535,7 @@ impl Relay {
                 self.audit_finished(call, if failed { "error" } else { "ok" }, pending.started);
                 Some((unchanged(msg), key))
             }
-            Kind::Other => Some((unchanged(msg), key)),
+            Kind::Other | Kind::Held { .. } => Some((unchanged(msg), key)),
         }
     }
 
@@ -371,6 +555,69 @@ impl Relay {
             reason: None,
             outcome: Some(outcome),
             upstream_latency_us: Some(started.elapsed().as_micros() as u64),
+            decided_by: None,
+        });
+    }
+
+    /// Whether the call with this id key still waits for a person.
+    pub fn is_held(&self, key: &str) -> bool {
+        matches!(self.lock().get(key).map(|p| &p.kind), Some(Kind::Held { .. }))
+    }
+
+    /// A person approved a held call: it becomes an ordinary forwarded call. Returns the message to send
+    /// upstream and its deadline serial; `None` when the call is no longer held (the upstream closed meanwhile).
+    pub fn approved(&self, key: &str, by: &str) -> Option<(Vec<u8>, u64)> {
+        let mut inflight = self.lock();
+        let pending = inflight.get_mut(key)?;
+        if !matches!(pending.kind, Kind::Held { .. }) {
+            return None;
+        }
+        let Kind::Held { message, call, reason, rule } = std::mem::replace(&mut pending.kind, Kind::Other) else {
+            return None;
+        };
+        let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+        pending.serial = serial;
+        pending.started = Instant::now();
+        let digest = if self.audit.enabled() { audit::digest(&call.arguments) } else { String::new() };
+        self.audit_approval(&call, "approved", rule.as_deref(), &reason, Some(by));
+        let args = self.audit.include_args().then(|| call.arguments.clone());
+        // Charges were not reserved for a call waiting on a person; the approval is what admits it.
+        pending.kind = Kind::ToolsCall { tool: call.tool, digest, args, charges: Vec::new(), rule };
+        Some((serde_json::to_vec(&message).unwrap_or_default(), serial))
+    }
+
+    /// A held call is refused (`decision`: denied, declined, cancelled, timed_out, expired).
+    pub fn refuse_held(&self, key: &str, decision: &str, why: &str, by: Option<&str>) -> Option<ToClient> {
+        let pending = {
+            let mut inflight = self.lock();
+            if !matches!(inflight.get(key).map(|p| &p.kind), Some(Kind::Held { .. })) {
+                return None;
+            }
+            inflight.remove(key)?
+        };
+        let Kind::Held { call, rule, .. } = &pending.kind else { return None };
+        self.audit_approval(call, decision, rule.as_deref(), why, by);
+        let answer = refusal(pending.id, why);
+        Some(ToClient { bytes: serde_json::to_vec(&answer).unwrap_or_default(), answers: vec![key.to_string()] })
+    }
+
+    fn audit_approval(&self, call: &Call, decision: &str, rule: Option<&str>, reason: &str, by: Option<&str>) {
+        if !self.audit.enabled() {
+            return;
+        }
+        self.audit.write(&Record {
+            time: audit::timestamp(),
+            session: &self.session,
+            identity: self.identity.as_deref(),
+            tool: &call.tool,
+            args_sha256: audit::digest(&call.arguments),
+            args: self.audit.include_args().then_some(&call.arguments),
+            decision,
+            rule,
+            reason: Some(reason),
+            outcome: None,
+            upstream_latency_us: None,
+            decided_by: by,
         });
     }
 
@@ -451,3 +698,7 @@ pub fn error_message(id: Value, code: i64, message: &str) -> ToClient {
 #[cfg(test)]
 #[path = "relay_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "relay_approval_tests.rs"]
+mod approval_tests;

@@ -4,6 +4,8 @@
 //! client is a locked stdout, an HTTP client is a router of SSE streams, a child upstream is its stdin, an
 //! HTTP upstream is a queue of POSTs. Sends are synchronous and cheap (a pipe write or a channel push), which
 //! keeps the stdio path free of task hand-offs: the added latency of the proxy is one parse and one write.
+//! A call held for approval is the exception: it gets a task of its own that asks a person (see
+//! [`super::approval`]) while the session's other messages keep flowing.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
@@ -12,7 +14,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::relay::{Relay, ToClient};
+use super::approval::{self, Answer, Approvals};
+use super::relay::{Held, Relay, ToClient};
 
 /// Where a session's messages go. Implementations must not block for long.
 pub trait Outbox: Send + Sync {
@@ -38,6 +41,8 @@ pub struct Session {
     call_timeout: Duration,
     deadlines: Mutex<Deadlines>,
     wake: Arc<Notify>,
+    approvals: Option<Arc<Approvals>>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl std::fmt::Debug for Session {
@@ -61,6 +66,19 @@ impl Session {
         call_timeout: Duration,
         runtime: tokio::runtime::Handle,
     ) -> Arc<Session> {
+        Session::with_approvals(relay, to_client, to_upstream, call_timeout, runtime, None)
+    }
+
+    /// Like [`Session::new`]; calls that need approval are asked of a person through `approvals`.
+    pub fn with_approvals(
+        relay: Relay,
+        to_client: Arc<dyn Outbox>,
+        to_upstream: Arc<dyn Outbox>,
+        call_timeout: Duration,
+        runtime: tokio::runtime::Handle,
+        approvals: Option<Arc<Approvals>>,
+    ) -> Arc<Session> {
+        let relay = relay.with_approvals(approvals.is_some());
         let wake = Arc::new(Notify::new());
         let session = Arc::new(Session {
             relay,
@@ -69,6 +87,8 @@ impl Session {
             call_timeout,
             deadlines: Mutex::default(),
             wake: Arc::clone(&wake),
+            approvals,
+            runtime: runtime.clone(),
         });
         runtime.spawn(expire_calls(Arc::downgrade(&session), wake));
         session
@@ -79,19 +99,28 @@ impl Session {
     }
 
     /// A message (or batch) from the client. Returns the ids of the requests forwarded upstream.
-    pub fn from_client(&self, raw: &[u8]) -> Vec<String> {
+    pub fn from_client(self: &Arc<Self>, raw: &[u8]) -> Vec<String> {
         let out = self.relay.from_client(raw);
+        for held in out.held {
+            let session = Arc::clone(self);
+            self.runtime.spawn(async move { session.decide_held(held).await });
+        }
         for answer in out.client {
             self.to_client.send(answer);
         }
         if let Some(bytes) = out.upstream {
             self.to_upstream.send(ToClient { bytes, answers: Vec::new() });
         }
-        if !out.deadlines.is_empty() {
+        self.arm(out.deadlines);
+        out.forwarded
+    }
+
+    fn arm(&self, deadlines: Vec<(String, u64)>) {
+        if !deadlines.is_empty() {
             let at = Instant::now() + self.call_timeout;
             let mut d = self.deadlines();
             let was_empty = d.queue.is_empty();
-            for (key, serial) in out.deadlines {
+            for (key, serial) in deadlines {
                 d.queue.insert((at, serial), key.clone());
                 if let Some(old) = d.by_key.insert(key, (at, serial)) {
                     d.queue.remove(&old);
@@ -102,7 +131,39 @@ impl Session {
                 self.wake.notify_one();
             }
         }
-        out.forwarded
+    }
+
+    /// Ask a person about a held call, then forward or refuse it.
+    async fn decide_held(self: Arc<Self>, held: Held) {
+        let Some(approvals) = self.approvals.clone() else { return };
+        let answer = if self.relay.client_elicits() {
+            let (request, key, rx) = self.relay.elicitation(approval::elicitation_params(&held));
+            self.to_client.send(ToClient { bytes: request, answers: Vec::new() });
+            match tokio::time::timeout(approvals.timeout(), rx).await {
+                Ok(Ok(response)) => approval::elicitation_answer(&response),
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    self.relay.forget_elicitation(&key);
+                    let reason = format!("no one approved within {} s", approvals.timeout().as_secs_f64());
+                    Answer::Refused { decision: "timed_out", reason, by: None }
+                }
+            }
+        } else {
+            approvals.queue(&held, || self.relay.is_held(&held.key)).await
+        };
+        match answer {
+            Answer::Approved { by } => {
+                if let Some((bytes, serial)) = self.relay.approved(&held.key, &by) {
+                    self.to_upstream.send(ToClient { bytes, answers: Vec::new() });
+                    self.arm(vec![(held.key, serial)]);
+                }
+            }
+            Answer::Refused { decision, reason, by } => {
+                if let Some(answer) = self.relay.refuse_held(&held.key, decision, &reason, by.as_deref()) {
+                    self.to_client.send(answer);
+                }
+            }
+        }
     }
 
     /// A message (or batch) from the upstream.

@@ -57,9 +57,16 @@ pub(super) async fn serve(config: Config) -> Result<(), ProxyError> {
     let runtime = tokio::runtime::Handle::current();
     let connected = upstream::connect(&config.upstream, config.max_message, &runtime)?;
     let session_id = format!("stdio-{}", uuid::Uuid::new_v4());
-    let relay = Relay::new(config.gate, config.audit, session_id, None);
+    let relay = Relay::new(config.gate, config.audit, session_id, None).with_pinned(config.pinned);
     let stdout: Arc<dyn Outbox> = Arc::new(Stdout { out: Mutex::new(std::io::stdout()) });
-    let session = Session::new(relay, Arc::clone(&stdout), Arc::clone(&connected.outbox), config.call_timeout, runtime);
+    let session = Session::with_approvals(
+        relay,
+        Arc::clone(&stdout),
+        Arc::clone(&connected.outbox),
+        config.call_timeout,
+        runtime,
+        config.approvals,
+    );
     let (end_tx, mut end_rx) = mpsc::unbounded_channel();
     connected.start(Arc::new(StdioEvents { session: Arc::clone(&session), end: end_tx.clone() }));
 

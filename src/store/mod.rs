@@ -18,6 +18,7 @@
 //!   written by a newer toolwarden is refused before the first write.
 //! - All SQL uses bound parameters: names and descriptions come from strangers.
 
+mod journal;
 mod pins;
 mod read;
 mod schema;
@@ -31,6 +32,7 @@ use serde::Serialize;
 
 use crate::model::{ServerInfo, ServerSpec, ToolRecord};
 
+pub use journal::{Approval, AuditQuery, AuditRow, Decision, NewApproval};
 pub use pins::PinSet;
 pub use write::Ingested;
 
@@ -299,7 +301,12 @@ fn new_catalogue_id(path: &Path) -> String {
 /// The current time as RFC 3339 in UTC with milliseconds, the format of every timestamp in the store.
 pub(crate) fn now() -> String {
     // Fixed width (always three fractional digits), so stored times sort and line up as text.
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    format_time(jiff::Timestamp::now())
+}
+
+/// A time in the store's format (RFC 3339 UTC, milliseconds): how callers turn `--since` into a bound.
+pub fn format_time(at: jiff::Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// Test hook: with `TOOLWARDEN_DEBUG_PAUSE=<stage>:<marker file>`, reaching `stage` creates the marker file and

@@ -116,4 +116,48 @@ CREATE TABLE pins (
 -- Finding tools of the same name on other servers (shadowing) without scanning every tool.
 CREATE INDEX current_tools_name ON current_tools(name);
 "#,
+    // 3: the proxy's approval queue and its audit trail.
+    r#"
+-- Calls waiting for (or decided by) a person. `owner_pid` is the proxy process that waits for the row, so a
+-- proxy starting later can tell rows nobody waits for any more (they become `expired`, never `approved`).
+CREATE TABLE approvals (
+    id               INTEGER PRIMARY KEY,
+    tool             TEXT NOT NULL,
+    arguments        TEXT NOT NULL,
+    args_sha256      TEXT NOT NULL,
+    reason           TEXT,
+    rule             TEXT,
+    session          TEXT NOT NULL,
+    identity         TEXT,
+    requested_at     TEXT NOT NULL,
+    owner_pid        INTEGER NOT NULL,
+    status           TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'expired', 'timed_out')),
+    decided_at       TEXT,
+    decided_by       TEXT,
+    decision_reason  TEXT,
+    approve_for_secs INTEGER,
+    approved_until   TEXT
+) STRICT;
+CREATE INDEX approvals_status ON approvals(status, id);
+CREATE INDEX approvals_window ON approvals(tool, args_sha256, approved_until);
+
+-- One row per proxy decision (the same records as the JSONL audit log).
+CREATE TABLE audit (
+    id                  INTEGER PRIMARY KEY,
+    time                TEXT NOT NULL,
+    session             TEXT NOT NULL,
+    identity            TEXT,
+    tool                TEXT NOT NULL,
+    args_sha256         TEXT NOT NULL,
+    args                TEXT,
+    decision            TEXT NOT NULL,
+    rule                TEXT,
+    reason              TEXT,
+    outcome             TEXT,
+    upstream_latency_us INTEGER,
+    decided_by          TEXT
+) STRICT;
+CREATE INDEX audit_time ON audit(time);
+CREATE INDEX audit_tool ON audit(tool, time);
+"#,
 ];

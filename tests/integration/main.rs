@@ -3,6 +3,7 @@
 
 mod util;
 
+mod approvals;
 mod catalogue;
 mod classify;
 mod crawl;

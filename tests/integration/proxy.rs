@@ -13,20 +13,31 @@ use crate::util::{Env, fixture};
 /// A guard against hangs, not a timing assertion: a healthy exchange takes milliseconds.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-struct StdioProxy {
-    child: Child,
+pub(crate) struct StdioProxy {
+    pub(crate) child: Child,
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
     next_id: u64,
 }
 
 impl StdioProxy {
-    fn start(env: &Env, policy: &str, extra: &[&str]) -> StdioProxy {
+    pub(crate) fn start(env: &Env, policy: &str, extra: &[&str]) -> StdioProxy {
         StdioProxy::start_with(env, policy, extra, true)
     }
 
     /// `fixture`: check that the server behind the proxy is the python fixture.
     fn start_with(env: &Env, policy: &str, extra: &[&str], fixture_server: bool) -> StdioProxy {
+        StdioProxy::start_caps(env, policy, extra, fixture_server, json!({"sampling": {}}))
+    }
+
+    /// `capabilities`: what the client declares in `initialize`. A `--` in `extra` names the upstream command.
+    pub(crate) fn start_caps(
+        env: &Env,
+        policy: &str,
+        extra: &[&str],
+        fixture_server: bool,
+        capabilities: Value,
+    ) -> StdioProxy {
         let policy = env.write("policy.json", policy);
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("toolwarden"));
         cmd.current_dir(env.dir.path())
@@ -36,7 +47,7 @@ impl StdioProxy {
             .arg("--policy")
             .arg(&policy)
             .args(extra)
-            .args(if extra.contains(&"--upstream") { vec![] } else { server_args() })
+            .args(if extra.contains(&"--upstream") || extra.contains(&"--") { vec![] } else { server_args() })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -55,7 +66,7 @@ impl StdioProxy {
         let mut proxy = StdioProxy { child, stdin, lines, next_id: 100 };
         let init = proxy.request(
             "initialize",
-            json!({"protocolVersion":"2025-06-18","capabilities":{"sampling":{}},"clientInfo":{"name":"test","version":"1"}}),
+            json!({"protocolVersion":"2025-06-18","capabilities":capabilities,"clientInfo":{"name":"test","version":"1"}}),
         );
         if fixture_server {
             assert_eq!(init["result"]["serverInfo"]["name"], json!("proxy-fixture"), "{init}");
@@ -65,27 +76,27 @@ impl StdioProxy {
         proxy
     }
 
-    fn send_raw(&mut self, line: &str) {
+    pub(crate) fn send_raw(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().unwrap();
         stdin.write_all(line.as_bytes()).unwrap();
         stdin.write_all(b"\n").unwrap();
         stdin.flush().unwrap();
     }
 
-    fn send(&mut self, method: &str, params: Value) -> u64 {
+    pub(crate) fn send(&mut self, method: &str, params: Value) -> u64 {
         self.next_id += 1;
         let id = self.next_id;
         self.send_raw(&json!({"jsonrpc":"2.0","id":id,"method":method,"params":params}).to_string());
         id
     }
 
-    fn recv(&mut self) -> Value {
+    pub(crate) fn recv(&mut self) -> Value {
         let line = self.lines.recv_timeout(PATIENCE).expect("the proxy answered");
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("proxy wrote a non-JSON line ({e}): {line}"))
     }
 
     /// Read until the answer to `id`, collecting whatever came before it.
-    fn answer(&mut self, id: u64) -> (Value, Vec<Value>) {
+    pub(crate) fn answer(&mut self, id: u64) -> (Value, Vec<Value>) {
         let mut before = Vec::new();
         loop {
             let msg = self.recv();
@@ -96,17 +107,17 @@ impl StdioProxy {
         }
     }
 
-    fn request(&mut self, method: &str, params: Value) -> Value {
+    pub(crate) fn request(&mut self, method: &str, params: Value) -> Value {
         let id = self.send(method, params);
         self.answer(id).0
     }
 
-    fn call(&mut self, tool: &str, args: Value) -> Value {
+    pub(crate) fn call(&mut self, tool: &str, args: Value) -> Value {
         self.request("tools/call", json!({"name": tool, "arguments": args}))
     }
 
     /// Close stdin and wait for the exit; returns (success, stderr).
-    fn finish(mut self) -> (bool, String) {
+    pub(crate) fn finish(mut self) -> (bool, String) {
         drop(self.stdin.take());
         let mut stderr = String::new();
         std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
@@ -129,11 +140,11 @@ const POLICY: &str = r#"{
   }
 }"#;
 
-fn calls_received(env: &Env) -> Vec<String> {
+pub(crate) fn calls_received(env: &Env) -> Vec<String> {
     std::fs::read_to_string(env.path("calls.log")).unwrap_or_default().lines().map(String::from).collect()
 }
 
-fn text(result: &Value) -> &str {
+pub(crate) fn text(result: &Value) -> &str {
     result["result"]["content"][0]["text"].as_str().unwrap_or_else(|| panic!("no text in {result}"))
 }
 
@@ -288,14 +299,14 @@ fn an_invalid_policy_stops_the_start_and_says_where() {
 }
 
 /// A proxy serving Streamable HTTP on a free loopback port.
-struct HttpProxy {
+pub(crate) struct HttpProxy {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl HttpProxy {
     /// `upstream`: the args after the policy (`["--", "python3", …]` or `["--upstream", URL]`).
-    fn start(env: &Env, name: &str, policy: &str, args: &[&str]) -> HttpProxy {
+    pub(crate) fn start(env: &Env, name: &str, policy: &str, args: &[&str]) -> HttpProxy {
         let policy = env.write(&format!("{name}.json"), policy);
         let mut child = Command::new(assert_cmd::cargo::cargo_bin("toolwarden"))
             .current_dir(env.dir.path())
@@ -330,11 +341,11 @@ impl Drop for HttpProxy {
     }
 }
 
-fn server_args() -> Vec<String> {
+pub(crate) fn server_args() -> Vec<String> {
     vec!["--".into(), "python3".into(), fixture("proxy/server.py").display().to_string()]
 }
 
-fn strs(v: &[String]) -> Vec<&str> {
+pub(crate) fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 

@@ -1,0 +1,214 @@
+//! Asking a person: a held call is decided through MCP elicitation when the client can ask its user, and
+//! otherwise through the approval queue in the catalogue database (`toolwarden approvals ...` from any
+//! terminal on the machine).
+//!
+//! Waiting happens on its own task, so the session's other messages keep flowing. The queue is polled rather
+//! than watched: a person deciding from another process writes SQLite, and polling one row by its primary key
+//! every [`POLL`] is cheap, portable and needs no side channel. Every way a wait can end without a yes
+//! (denied, declined, cancelled, timed out, the row expired) is a refusal the agent can read.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::audit;
+use super::relay::Held;
+use crate::journal::Journal;
+use crate::store::NewApproval;
+
+/// How often a queued call's row is read while waiting.
+const POLL: Duration = Duration::from_millis(150);
+
+/// How a wait for a person ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Approved {
+        by: String,
+    },
+    /// `decision` is what the audit records: denied, declined, cancelled, timed_out, expired, error.
+    Refused {
+        decision: &'static str,
+        reason: String,
+        by: Option<String>,
+    },
+}
+
+/// The approval settings of one proxy.
+#[derive(Debug)]
+pub struct Approvals {
+    journal: Arc<Journal>,
+    timeout: Duration,
+    approve_for: Option<Duration>,
+}
+
+impl Approvals {
+    /// Also marks `expired` the pending calls of proxies that are no longer running.
+    pub fn new(journal: Arc<Journal>, timeout: Duration, approve_for: Option<Duration>) -> Approvals {
+        match journal.expire_orphaned_approvals() {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!("{n} pending approval(s) left by a stopped proxy are now expired"),
+            Err(e) => tracing::error!("expiring old approvals: {e}"),
+        }
+        Approvals { journal, timeout, approve_for }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn timed_out(&self) -> Answer {
+        let secs = self.timeout.as_secs_f64();
+        Answer::Refused { decision: "timed_out", reason: format!("no one approved within {secs} s"), by: None }
+    }
+
+    /// Queue the call and wait for a person (or the timeout). `waiting()` turning false (the session ended
+    /// and the call was answered with an error) expires the request, so no one approves a call nobody runs.
+    pub async fn queue(&self, held: &Held, waiting: impl Fn() -> bool) -> Answer {
+        let journal = Arc::clone(&self.journal);
+        let h = held.clone();
+        let approve_for = self.approve_for.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let queued = tokio::task::spawn_blocking(move || {
+            let digest = audit::digest(&h.call.arguments);
+            if let Some(standing) = journal.standing_approval(&h.call.tool, &digest, h.call.identity.as_deref())? {
+                return Ok(Err(standing.decided_by.unwrap_or_default()));
+            }
+            let new = NewApproval {
+                tool: &h.call.tool,
+                arguments: &h.call.arguments,
+                args_sha256: &digest,
+                reason: Some(&h.reason),
+                rule: h.rule.as_deref(),
+                session: &h.call.session,
+                identity: h.call.identity.as_deref(),
+                approve_for_secs: approve_for,
+                owner_pid: std::process::id(),
+            };
+            journal.request_approval(&new).map(Ok)
+        })
+        .await;
+        let id = match queued {
+            Ok(Ok(Ok(id))) => id,
+            Ok(Ok(Err(by))) => return Answer::Approved { by: format!("{by} (standing approval)") },
+            Ok(Err(e)) => return store_failed(&e),
+            Err(e) => return store_failed(&e),
+        };
+        tracing::warn!(
+            "tools/call `{}` waits for approval: toolwarden approvals approve {id} (or deny {id})",
+            crate::cli::output::clean(&held.call.tool, 80)
+        );
+        let started = Instant::now();
+        loop {
+            tokio::time::sleep(POLL).await;
+            let journal = Arc::clone(&self.journal);
+            let timed_out = started.elapsed() >= self.timeout;
+            let gone = !waiting();
+            let why = format!("no one approved within {} s", self.timeout.as_secs_f64());
+            let read = tokio::task::spawn_blocking(move || {
+                if gone {
+                    journal.close_approval(id, "expired", "the session that asked ended")?;
+                } else if timed_out && journal.close_approval(id, "timed_out", &why)? {
+                    return Ok(None);
+                }
+                journal.approval(id)
+            })
+            .await;
+            let row = match read {
+                Ok(Ok(Some(row))) => row,
+                Ok(Ok(None)) => return self.timed_out(),
+                Ok(Err(e)) => return store_failed(&e),
+                Err(e) => return store_failed(&e),
+            };
+            let by = row.decided_by.clone();
+            match row.status.as_str() {
+                "approved" => return Answer::Approved { by: by.unwrap_or_default() },
+                "denied" => {
+                    let who = by.as_deref().unwrap_or("someone");
+                    let reason = match row.decision_reason.as_deref() {
+                        Some(r) if !r.is_empty() => format!("denied by {who}: {r}"),
+                        _ => format!("denied by {who}"),
+                    };
+                    return Answer::Refused { decision: "denied", reason, by };
+                }
+                "expired" => {
+                    let reason = "the approval request expired before anyone approved it".to_string();
+                    return Answer::Refused { decision: "expired", reason, by: None };
+                }
+                "timed_out" => return self.timed_out(),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn store_failed(e: &dyn std::fmt::Display) -> Answer {
+    tracing::error!("approval queue: {e}");
+    Answer::Refused { decision: "error", reason: format!("the approval queue is unavailable ({e})"), by: None }
+}
+
+/// The `elicitation/create` params that ask the client's user about a held call.
+pub fn elicitation_params(held: &Held) -> Value {
+    let args = serde_json::to_string(&held.call.arguments).unwrap_or_default();
+    let args = crate::cli::output::clean(&args, 2000);
+    let tool = crate::cli::output::clean(&held.call.tool, 200);
+    let message = format!(
+        "toolwarden: the agent wants to call `{tool}` with arguments {args}. The policy asks a person first: {}. \
+         Approve this call?",
+        crate::cli::output::clean(&held.reason, 500)
+    );
+    json!({
+        "message": message,
+        "requestedSchema": {
+            "type": "object",
+            "properties": {"approve": {"type": "boolean", "title": "Approve", "description": format!("Run `{tool}` once")}},
+            "required": ["approve"]
+        }
+    })
+}
+
+/// Read the client's answer to an `elicitation/create` request.
+pub fn elicitation_answer(response: &Value) -> Answer {
+    if let Some(error) = response.get("error") {
+        let message = error.get("message").and_then(Value::as_str).unwrap_or("an error");
+        let reason = format!("the client could not ask its user ({})", crate::cli::output::clean(message, 200));
+        return Answer::Refused { decision: "error", reason, by: None };
+    }
+    let result = response.get("result").unwrap_or(&Value::Null);
+    let by = Some("elicitation".to_string());
+    match result.get("action").and_then(Value::as_str) {
+        Some("accept") if result.pointer("/content/approve") == Some(&Value::Bool(true)) => {
+            Answer::Approved { by: "elicitation".into() }
+        }
+        Some("accept") => {
+            Answer::Refused { decision: "denied", reason: "the user did not approve the call".into(), by }
+        }
+        Some("decline") => Answer::Refused { decision: "declined", reason: "the user declined the call".into(), by },
+        Some("cancel") => {
+            Answer::Refused { decision: "cancelled", reason: "the user cancelled the approval request".into(), by }
+        }
+        _ => Answer::Refused {
+            decision: "error",
+            reason: "the client's answer to the approval request had no action".into(),
+            by,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elicitation_answers() {
+        let accept = json!({"result": {"action": "accept", "content": {"approve": true}}});
+        assert_eq!(elicitation_answer(&accept), Answer::Approved { by: "elicitation".into() });
+        let no = json!({"result": {"action": "accept", "content": {"approve": false}}});
+        assert!(matches!(elicitation_answer(&no), Answer::Refused { decision: "denied", .. }));
+        let decline = json!({"result": {"action": "decline"}});
+        assert!(matches!(elicitation_answer(&decline), Answer::Refused { decision: "declined", .. }));
+        let cancel = json!({"result": {"action": "cancel"}});
+        assert!(matches!(elicitation_answer(&cancel), Answer::Refused { decision: "cancelled", .. }));
+        let error = json!({"error": {"code": -1, "message": "no"}});
+        assert!(matches!(elicitation_answer(&error), Answer::Refused { decision: "error", .. }));
+    }
+}

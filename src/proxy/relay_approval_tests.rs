@@ -1,0 +1,111 @@
+//! The relay's side of approvals and pins: held calls, the client's answers to our own requests, and listed
+//! tools checked against a pin.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::policy;
+use crate::proxy::counters::MemoryCounters;
+use crate::proxy::policy_gate::PolicyGate;
+
+const POLICY: &str = r#"{"version":"1","default":"allow",
+    "tools":{"drop":{"action":"approve","reason":"a person decides"}}}"#;
+
+fn relay(approvals: bool) -> Relay {
+    let compiled = policy::load(&policy::Source::new(policy::Syntax::Json, POLICY)).unwrap();
+    let gate = PolicyGate::new(compiled, Arc::new(MemoryCounters::new()));
+    Relay::new(Arc::new(gate), Arc::new(Audit::disabled()), "s".into(), None).with_approvals(approvals)
+}
+
+fn parse(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap()
+}
+
+fn call(id: Value, tool: &str) -> Vec<u8> {
+    serde_json::to_vec(
+        &json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":{"t":1}}}),
+    )
+    .unwrap()
+}
+
+#[test]
+fn without_approvals_an_approve_verdict_is_refused() {
+    let out = relay(false).from_client(&call(json!(1), "drop"));
+    assert!(out.upstream.is_none() && out.held.is_empty());
+    assert_eq!(parse(&out.client[0].bytes)["result"]["isError"], json!(true));
+}
+
+#[test]
+fn a_held_call_is_forwarded_once_approved_and_its_id_stays_taken() {
+    let r = relay(true);
+    let out = r.from_client(&call(json!(1), "drop"));
+    assert!(out.upstream.is_none() && out.client.is_empty());
+    let held = &out.held[0];
+    assert_eq!((held.call.tool.as_str(), held.reason.as_str()), ("drop", "a person decides"));
+    assert!(r.is_held(&held.key));
+    // A second request reusing the id while the first waits is refused.
+    let dup = r.from_client(&call(json!(1), "other"));
+    assert_eq!(parse(&dup.client[0].bytes)["error"]["code"], json!(-32600));
+    let (bytes, _) = r.approved(&held.key, "alice").unwrap();
+    assert_eq!(parse(&bytes)["params"]["name"], json!("drop"));
+    assert!(!r.is_held(&held.key) && r.approved(&held.key, "alice").is_none(), "approved once");
+    let answer = r.from_upstream(br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#).unwrap();
+    assert_eq!(answer.answers, std::slice::from_ref(&held.key));
+}
+
+#[test]
+fn a_refused_held_call_is_answered_with_the_reason_and_never_forwarded() {
+    let r = relay(true);
+    let held = r.from_client(&call(json!("a"), "drop")).held.remove(0);
+    let answer = r.refuse_held(&held.key, "denied", "denied by bob", Some("bob")).unwrap();
+    let answer = parse(&answer.bytes);
+    assert_eq!(answer["id"], json!("a"));
+    assert_eq!(answer["result"]["content"][0]["text"], json!("Refused by toolwarden: denied by bob"));
+    assert!(r.approved(&held.key, "x").is_none() && r.in_flight() == 0);
+}
+
+#[test]
+fn the_clients_answers_to_our_elicitations_are_taken_not_forwarded() {
+    let r = relay(true);
+    let init = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"capabilities":{"elicitation":{}}}}"#;
+    r.from_client(init);
+    assert!(r.client_elicits());
+    let (request, _key, mut rx) = r.elicitation(json!({"message": "ok?"}));
+    let id = parse(&request)["id"].clone();
+    assert!(id.as_str().unwrap().starts_with("toolwarden-elicit-"));
+    let reply = json!({"jsonrpc":"2.0","id":id,"result":{"action":"decline"}});
+    let out = r.from_client(&serde_json::to_vec(&reply).unwrap());
+    assert!(out.upstream.is_none(), "our answer must not reach the server");
+    assert_eq!(rx.try_recv().unwrap()["result"]["action"], json!("decline"));
+    // Answers to ids this relay does not wait for (the server's requests, a proxy further along) pass.
+    let theirs = br#"{"jsonrpc":"2.0","id":"elicit-1","result":{"action":"accept"}}"#;
+    assert!(r.from_client(theirs).upstream.is_some());
+    let plain = relay(true);
+    plain.from_client(br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"capabilities":{}}}"#);
+    assert!(!plain.client_elicits());
+}
+
+#[test]
+fn a_pin_hides_changed_and_new_tools_and_refuses_their_calls() {
+    let a = json!({"name": "a", "description": "one", "inputSchema": {"type": "object"}});
+    let tool: crate::model::Tool = serde_json::from_value(a.clone()).unwrap();
+    let pinned = [("a".to_string(), crate::model::fingerprint(&tool)), ("b".to_string(), "0".repeat(64))].into();
+    let r = relay(true).with_pinned(Some(Arc::new(Pinned::new("srv".into(), pinned))));
+    // Before any listing nothing pinned is callable: no definition was checked yet.
+    let out = r.from_client(&call(json!(9), "a"));
+    assert!(out.upstream.is_none());
+    assert!(parse(&out.client[0].bytes)["result"]["content"][0]["text"].as_str().unwrap().contains("not listed"));
+    r.from_client(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+    let list =
+        json!({"jsonrpc":"2.0","id":1,"result":{"tools":[a, {"name":"b","description":"changed"}, {"name":"c"}]}});
+    let shown = parse(&r.from_upstream(&serde_json::to_vec(&list).unwrap()).unwrap().bytes);
+    assert_eq!(shown["result"]["tools"].as_array().unwrap().len(), 1);
+    assert_eq!(shown["result"]["tools"][0]["name"], json!("a"));
+    let text =
+        |out: FromClient| parse(&out.client[0].bytes)["result"]["content"][0]["text"].as_str().unwrap().to_string();
+    assert!(text(r.from_client(&call(json!(2), "b"))).contains("changed since it was pinned"));
+    assert!(text(r.from_client(&call(json!(3), "c"))).contains("not among the tools pinned"));
+    assert!(r.from_client(&call(json!(4), "a")).upstream.is_some());
+}
