@@ -3,13 +3,14 @@
 //!
 //! The relay knows nothing about policy documents. It asks the gate twice per call (before forwarding:
 //! [`Gate::check`]; after the upstream answered: [`Gate::settle`]) and once per listed tool
-//! ([`Gate::visible`]). Keeping that interface this small lets the policy engine, the approval queue and a
+//! ([`Gate::visible`]). A call held for a person is counted only once a person said yes
+//! ([`Gate::reserve`] with the charges its [`Verdict::Approve`] named), so a refused approval uses no limit. Keeping that interface this small lets the policy engine, the approval queue and a
 //! shared counter store change without touching the relay, and lets tests drive the relay with a gate whose
 //! behaviour they can read at a glance.
 
 use serde_json::Value;
 
-use super::counters::Reservation;
+use super::counters::{Charge, Reservation};
 
 /// One `tools/call` as the gate sees it.
 #[derive(Debug, Clone)]
@@ -33,8 +34,16 @@ pub enum Verdict {
     Allow { charges: Vec<Reservation>, rule: Option<String> },
     /// Refuse: the client gets a tool result with `isError: true` saying `reason`.
     Deny { reason: String, rule: Option<String> },
-    /// A person must approve the call. Until approvals exist the relay refuses such calls, saying so.
-    Approve { reason: String, rule: Option<String> },
+    /// A person must approve the call. `charges` are the limits it would use, not reserved yet: the relay
+    /// hands them to [`Gate::reserve`] once a person approved.
+    Approve { reason: String, rule: Option<String>, charges: Vec<Charge> },
+}
+
+/// Why an approved call's charges could not be reserved: the client gets `reason` as a refusal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refused {
+    pub reason: String,
+    pub rule: Option<String>,
 }
 
 /// How a forwarded call ended, as far as counters care.
@@ -53,6 +62,9 @@ pub trait Gate: Send + Sync {
     fn visible(&self, tool: &str) -> bool;
     /// Decide one call before it is forwarded.
     fn check(&self, call: &Call) -> Verdict;
+    /// Reserve the charges of a call a person approved, all or none, exactly as [`Gate::check`] does for an
+    /// allowed call (a limit reached, or shared state unavailable under `--state-failure closed`, refuses it).
+    fn reserve(&self, charges: &[Charge]) -> Result<Vec<Reservation>, Refused>;
     /// Report how an allowed call ended: commit or roll back its reservations.
     fn settle(&self, charges: Vec<Reservation>, outcome: CallOutcome);
 }

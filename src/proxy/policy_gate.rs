@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::counters::{self, Charge, CounterStore, Reservation, ReserveError, Window};
-use super::gate::{Call, CallOutcome, Gate, Verdict};
+use super::gate::{Call, CallOutcome, Gate, Refused, Verdict};
 
 use crate::policy::{self, CompiledPolicy, Counters, Decision, ScopeKey};
 
@@ -60,6 +60,26 @@ fn store_charge(charge: &policy::Charge) -> Charge {
     }
 }
 
+impl PolicyGate {
+    /// Reserve all of a call's charges or none; a refusal names the limit (rule `limits`) or the state failure
+    /// (rule `state`).
+    fn reserve_at(&self, charges: &[Charge], now: u64) -> Result<Vec<Reservation>, Refused> {
+        match self.counters.reserve(charges, now) {
+            Ok(reserved) => Ok(reserved),
+            // The store's failure mode was `closed`; its text already says so.
+            Err(ReserveError::Unavailable(reason)) => Err(Refused { reason, rule: Some("state".into()) }),
+            Err(ReserveError::Exceeded(exceeded)) => {
+                let counter = exceeded.key.split_once('|').map_or(exceeded.key.as_str(), |(c, _)| c);
+                let reason = format!(
+                    "limit `{counter}` reached: {} of {} per {} used",
+                    exceeded.used, exceeded.max, exceeded.window
+                );
+                Err(Refused { reason, rule: Some("limits".into()) })
+            }
+        }
+    }
+}
+
 impl Gate for PolicyGate {
     fn visible(&self, tool: &str) -> bool {
         self.policy.lists(tool)
@@ -79,25 +99,23 @@ impl Gate for PolicyGate {
         let rule = decision.rule().map(str::to_string);
         match decision {
             Decision::Deny { reason, .. } => Verdict::Deny { reason, rule },
-            // Approval is asked before anything is counted: a refused approval must not use up a limit.
-            Decision::NeedsApproval { reason, .. } => Verdict::Approve { reason, rule },
+            // Approval is asked before anything is counted: a refused approval must not use up a limit. The
+            // charges travel with the held call and are reserved by `reserve` once a person said yes.
+            Decision::NeedsApproval { reason, charges, .. } => {
+                Verdict::Approve { reason, rule, charges: charges.iter().map(store_charge).collect() }
+            }
             Decision::Allow { charges } => {
                 let charges: Vec<Charge> = charges.iter().map(store_charge).collect();
-                match self.counters.reserve(&charges, now) {
+                match self.reserve_at(&charges, now) {
                     Ok(reserved) => Verdict::Allow { charges: reserved, rule },
-                    // The store's failure mode was `closed`; its text already says so.
-                    Err(ReserveError::Unavailable(reason)) => Verdict::Deny { reason, rule: Some("state".into()) },
-                    Err(ReserveError::Exceeded(exceeded)) => {
-                        let counter = exceeded.key.split_once('|').map_or(exceeded.key.as_str(), |(c, _)| c);
-                        let reason = format!(
-                            "limit `{counter}` reached: {} of {} per {} used",
-                            exceeded.used, exceeded.max, exceeded.window
-                        );
-                        Verdict::Deny { reason, rule: Some("limits".into()) }
-                    }
+                    Err(Refused { reason, rule }) => Verdict::Deny { reason, rule },
                 }
             }
         }
+    }
+
+    fn reserve(&self, charges: &[Charge]) -> Result<Vec<Reservation>, Refused> {
+        self.reserve_at(charges, counters::now())
     }
 
     fn settle(&self, charges: Vec<Reservation>, outcome: CallOutcome) {

@@ -14,7 +14,8 @@
 //!
 //! A call the gate sends to a person is *held*: it stays in the in-flight map (so its id cannot be reused) but is
 //! not forwarded; the session asks for a decision and then calls [`Relay::approved`] (forward it now) or
-//! [`Relay::refuse_held`]. The relay also remembers whether the client declared the elicitation capability and
+//! [`Relay::refuse_held`]. Its limits are reserved only at approval (a refused approval uses none); a limit
+//! reached meanwhile refuses the approved call, so an approval never admits more calls than the policy allows. The relay also remembers whether the client declared the elicitation capability and
 //! routes the client's answers to the proxy's own `elicitation/create` requests (random ids in a `toolwarden-`
 //! space, which the server's own requests to the client cannot collide with by accident). An answer to an id
 //! the relay does not wait for passes upstream: behind a chain of proxies it belongs to the next one.
@@ -31,8 +32,8 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use super::audit::{self, Audit, Record};
-use super::counters::Reservation;
-use super::gate::{Call, CallOutcome, Gate, Verdict};
+use super::counters::{Charge, Reservation};
+use super::gate::{Call, CallOutcome, Gate, Refused, Verdict};
 
 /// JSON-RPC error codes we answer with.
 const PARSE_ERROR: i64 = -32700;
@@ -72,6 +73,15 @@ pub struct Held {
     /// Why the policy wants a person (the rule's `reason`).
     pub reason: String,
     pub rule: Option<String>,
+}
+
+/// What became of a call a person approved.
+#[derive(Debug)]
+pub enum Approved {
+    /// Send these bytes upstream; the call's deadline serial.
+    Forward(Vec<u8>, u64),
+    /// Its limits were reached (or could not be checked) meanwhile: answer the client with this refusal.
+    Refused(ToClient),
 }
 
 /// `--require-pinned`: the approved fingerprint of each tool of one server.
@@ -145,6 +155,8 @@ enum Kind {
         call: Call,
         reason: String,
         rule: Option<String>,
+        /// The limits the call uses, reserved when a person approves it.
+        charges: Vec<Charge>,
     },
     Other,
 }
@@ -430,12 +442,12 @@ impl Relay {
                 self.audit_decision(&call.tool, &call.arguments, "deny", rule.as_deref(), Some(&reason));
                 Err(refusal(id.clone(), &reason))
             }
-            Verdict::Approve { reason, rule } if self.approvals => {
+            Verdict::Approve { reason, rule, charges } if self.approvals => {
                 let why = format!("waiting for a person's approval: {reason}");
                 self.audit_decision(&call.tool, &call.arguments, "approve", rule.as_deref(), Some(&why));
-                Ok(Kind::Held { message: msg.clone(), call, reason, rule })
+                Ok(Kind::Held { message: msg.clone(), call, reason, rule, charges })
             }
-            Verdict::Approve { reason, rule } => {
+            Verdict::Approve { reason, rule, .. } => {
                 let reason = format!("{reason} (this call needs a person's approval, and approvals are not enabled)");
                 self.audit_decision(&call.tool, &call.arguments, "approve", rule.as_deref(), Some(&reason));
                 Err(refusal(id.clone(), &reason))
@@ -564,26 +576,41 @@ impl Relay {
         matches!(self.lock().get(key).map(|p| &p.kind), Some(Kind::Held { .. }))
     }
 
-    /// A person approved a held call: it becomes an ordinary forwarded call. Returns the message to send
-    /// upstream and its deadline serial; `None` when the call is no longer held (the upstream closed meanwhile).
-    pub fn approved(&self, key: &str, by: &str) -> Option<(Vec<u8>, u64)> {
+    /// A person approved a held call: its limits are reserved now and it becomes an ordinary forwarded call
+    /// ([`Approved::Forward`], with its deadline serial), or a limit reached meanwhile (or shared state
+    /// unavailable) refuses it ([`Approved::Refused`]). `None` when the call is no longer held (the upstream
+    /// closed meanwhile).
+    pub fn approved(&self, key: &str, by: &str) -> Option<Approved> {
         let mut inflight = self.lock();
         let pending = inflight.get_mut(key)?;
         if !matches!(pending.kind, Kind::Held { .. }) {
             return None;
         }
-        let Kind::Held { message, call, reason, rule } = std::mem::replace(&mut pending.kind, Kind::Other) else {
+        let Kind::Held { message, call, reason, rule, charges } = std::mem::replace(&mut pending.kind, Kind::Other)
+        else {
             return None;
+        };
+        self.audit_approval(&call, "approved", rule.as_deref(), &reason, Some(by));
+        // Reserved under the in-flight lock, as `check` is for a call that needs no person: the id stays taken
+        // until the call is forwarded or refused.
+        let charges = match self.gate.reserve(&charges) {
+            Ok(charges) => charges,
+            Err(Refused { reason, rule: limit }) => {
+                let pending = inflight.remove(key)?;
+                drop(inflight);
+                self.audit_decision(&call.tool, &call.arguments, "deny", limit.as_deref(), Some(&reason));
+                let answer = refusal(pending.id, &reason);
+                let bytes = serde_json::to_vec(&answer).unwrap_or_default();
+                return Some(Approved::Refused(ToClient { bytes, answers: vec![key.to_string()] }));
+            }
         };
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
         pending.serial = serial;
         pending.started = Instant::now();
         let digest = if self.audit.enabled() { audit::digest(&call.arguments) } else { String::new() };
-        self.audit_approval(&call, "approved", rule.as_deref(), &reason, Some(by));
         let args = self.audit.include_args().then(|| call.arguments.clone());
-        // Charges were not reserved for a call waiting on a person; the approval is what admits it.
-        pending.kind = Kind::ToolsCall { tool: call.tool, digest, args, charges: Vec::new(), rule };
-        Some((serde_json::to_vec(&message).unwrap_or_default(), serial))
+        pending.kind = Kind::ToolsCall { tool: call.tool, digest, args, charges, rule };
+        Some(Approved::Forward(serde_json::to_vec(&message).unwrap_or_default(), serial))
     }
 
     /// A held call is refused (`decision`: denied, declined, cancelled, timed_out, expired).

@@ -48,11 +48,42 @@ fn a_held_call_is_forwarded_once_approved_and_its_id_stays_taken() {
     // A second request reusing the id while the first waits is refused.
     let dup = r.from_client(&call(json!(1), "other"));
     assert_eq!(parse(&dup.client[0].bytes)["error"]["code"], json!(-32600));
-    let (bytes, _) = r.approved(&held.key, "alice").unwrap();
+    let Some(Approved::Forward(bytes, _)) = r.approved(&held.key, "alice") else { panic!("not forwarded") };
     assert_eq!(parse(&bytes)["params"]["name"], json!("drop"));
     assert!(!r.is_held(&held.key) && r.approved(&held.key, "alice").is_none(), "approved once");
     let answer = r.from_upstream(br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#).unwrap();
     assert_eq!(answer.answers, std::slice::from_ref(&held.key));
+}
+
+#[test]
+fn an_approved_call_is_charged_against_its_limits_and_a_refused_approval_is_not() {
+    let policy = r#"{"version":"1","default":"allow","tools":{"drop":{"action":"approve","reason":"a person decides",
+        "limits":[{"counter":"drops","window":"day","max":1,"scope":"global"}]}}}"#;
+    let compiled = policy::load(&policy::Source::new(policy::Syntax::Json, policy)).unwrap();
+    let counters = Arc::new(MemoryCounters::new());
+    let gate = PolicyGate::new(compiled, Arc::clone(&counters) as Arc<dyn crate::proxy::counters::CounterStore>);
+    let r = Relay::new(Arc::new(gate), Arc::new(Audit::disabled()), "s".into(), None).with_approvals(true);
+    let used = || counters.used("drops|global", crate::proxy::counters::Window::Day, crate::proxy::counters::now());
+    // Held and refused: nothing counted.
+    let held = r.from_client(&call(json!(1), "drop")).held.remove(0);
+    assert_eq!(used(), 0.0, "a held call is not counted yet");
+    r.refuse_held(&held.key, "denied", "no", Some("bob")).unwrap();
+    assert_eq!(used(), 0.0, "a refused approval uses no limit");
+    // Approved: counted, forwarded.
+    let held = r.from_client(&call(json!(2), "drop")).held.remove(0);
+    assert!(matches!(r.approved(&held.key, "alice"), Some(Approved::Forward(..))));
+    assert_eq!(used(), 1.0);
+    r.from_upstream(br#"{"jsonrpc":"2.0","id":2,"result":{"content":[]}}"#).unwrap();
+    // Approved again: the limit is reached, so the call is refused with the limit's reason and its id freed.
+    let held = r.from_client(&call(json!(3), "drop")).held.remove(0);
+    let Some(Approved::Refused(answer)) = r.approved(&held.key, "alice") else { panic!("the limit was not applied") };
+    let answer = parse(&answer.bytes);
+    assert_eq!(answer["id"], json!(3));
+    assert_eq!(answer["result"]["isError"], json!(true));
+    let text = answer["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("limit `drops` reached"), "{text}");
+    assert_eq!(r.in_flight(), 0);
+    assert_eq!(used(), 1.0);
 }
 
 #[test]

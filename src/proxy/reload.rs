@@ -13,8 +13,8 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::audit::Audit;
-use super::counters::Reservation;
-use super::gate::{Call, CallOutcome, Gate, Verdict};
+use super::counters::{Charge, Reservation};
+use super::gate::{Call, CallOutcome, Gate, Refused, Verdict};
 
 /// Builds a gate from a policy file; the error names what is wrong.
 pub type Loader = dyn Fn(&Path) -> Result<Arc<dyn Gate>, String> + Send + Sync;
@@ -79,6 +79,11 @@ impl Gate for ReloadingGate {
 
     fn check(&self, call: &Call) -> Verdict {
         self.gate().check(call)
+    }
+
+    fn reserve(&self, charges: &[Charge]) -> Result<Vec<Reservation>, Refused> {
+        // Counters outlive policy versions, so whichever gate is current reserves in the same store.
+        self.gate().reserve(charges)
     }
 
     fn settle(&self, charges: Vec<Reservation>, outcome: CallOutcome) {

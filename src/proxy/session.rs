@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::approval::{self, Answer, Approvals};
-use super::relay::{Held, Relay, ToClient};
+use super::relay::{Approved, Held, Relay, ToClient};
 
 /// Where a session's messages go. Implementations must not block for long.
 pub trait Outbox: Send + Sync {
@@ -152,12 +152,14 @@ impl Session {
             approvals.queue(&held, || self.relay.is_held(&held.key)).await
         };
         match answer {
-            Answer::Approved { by } => {
-                if let Some((bytes, serial)) = self.relay.approved(&held.key, &by) {
+            Answer::Approved { by } => match self.relay.approved(&held.key, &by) {
+                Some(Approved::Forward(bytes, serial)) => {
                     self.to_upstream.send(ToClient { bytes, answers: Vec::new() });
                     self.arm(vec![(held.key, serial)]);
                 }
-            }
+                Some(Approved::Refused(answer)) => self.to_client.send(answer),
+                None => {}
+            },
             Answer::Refused { decision, reason, by } => {
                 if let Some(answer) = self.relay.refuse_held(&held.key, decision, &reason, by.as_deref()) {
                     self.to_client.send(answer);

@@ -135,6 +135,40 @@ fn approve_for_admits_the_same_arguments_for_a_while_and_no_others() {
     assert_eq!(calls_received(&env), ["echo", "echo"]);
 }
 
+#[test]
+fn approved_calls_are_charged_against_the_tools_limits() {
+    let env = Env::new();
+    let policy = r#"{"version": "1", "default": "allow",
+      "tools": {"echo": {"action": "approve", "reason": "echo needs a person",
+                         "limits": [{"counter": "echo_rate", "window": "hour", "max": 1, "scope": "global"}]}}}"#;
+    // Not a timing assertion: the hour must not roll over between the two approved calls.
+    let into_hour = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() % 3600;
+    if into_hour > 3600 - 30 {
+        std::thread::sleep(Duration::from_secs(3600 - into_hour + 1));
+    }
+    let mut proxy = StdioProxy::start(&env, policy, &["--approval-timeout", "60"]);
+    // A denied approval uses no limit.
+    let call = proxy.send("tools/call", json!({"name": "echo", "arguments": {"n": 0}}));
+    env.ok(["approvals", "deny", &pending(&env, 1)[0]["id"].to_string()]);
+    assert_eq!(proxy.answer(call).0["result"]["isError"], json!(true));
+    let mut answers = Vec::new();
+    for n in 1..=2 {
+        let call = proxy.send("tools/call", json!({"name": "echo", "arguments": {"n": n}}));
+        env.ok(["approvals", "approve", &pending(&env, 1)[0]["id"].to_string(), "--as", "alice"]);
+        answers.push(proxy.answer(call).0);
+    }
+    assert_eq!(text(&answers[0]), r#"{"n": 1}"#);
+    assert_eq!(answers[1]["result"]["isError"], json!(true), "{}", answers[1]);
+    assert_eq!(text(&answers[1]), "Refused by toolwarden: limit `echo_rate` reached: 1 of 1 per hour used");
+    assert_eq!(calls_received(&env), ["echo"], "the upstream saw one call");
+    let (ok, stderr) = proxy.finish();
+    assert!(ok, "{stderr}");
+    let denied = env.json(["audit", "--decision", "deny", "--format", "json"]);
+    assert_eq!(denied[0]["rule"], json!("limits"), "{denied}");
+    let approved = env.json(["audit", "--decision", "approved", "--format", "json"]);
+    assert_eq!(approved.as_array().unwrap().len(), 2, "{approved}");
+}
+
 /// Over Streamable HTTP: a stdio proxy allowing everything in front of an HTTP proxy that wants approval.
 #[test]
 fn approvals_over_the_http_frontend_queue_and_elicitation() {
