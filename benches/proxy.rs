@@ -7,7 +7,8 @@
 //!
 //! The Redis column runs the proxy with `--state` against a private `redis-server` on a free loopback port
 //! (`TOOLWARDEN_TEST_REDIS_SERVER`, else `redis-server` on the PATH; skipped when there is none): the policy
-//! charges two counters per call, reserved in one script round trip.
+//! charges two counters per call, reserved in one script round trip. The SQLite row runs it with
+//! `--state sqlite` (the counters in the temp catalogue database: one `BEGIN IMMEDIATE` transaction per call).
 //!
 //! `cargo bench --bench proxy` (env `BENCH_CALLS` sets the calls per stdio run, default 20000).
 
@@ -53,9 +54,14 @@ fn main() {
     audited.env("TOOLWARDEN_DATA_DIR", &data);
     audited.args(["proxy", "--policy", policy, "--audit", audit.to_str().unwrap(), "--"]).arg(&exe);
     let with_audit = stdio_run(audited, calls);
+    let mut sqlite = Command::new(toolwarden);
+    sqlite.env("TOOLWARDEN_DATA_DIR", &data);
+    sqlite.args(["proxy", "--policy", policy, "--state", "sqlite", "--"]).arg(&exe);
+    let with_sqlite = stdio_run(sqlite, calls);
     let redis = Redis::start();
     let with_redis = redis.as_ref().map(|redis| {
         let mut shared = Command::new(toolwarden);
+        shared.env("TOOLWARDEN_DATA_DIR", &data);
         shared.args(["proxy", "--policy", policy, "--state", &redis.url, "--"]).arg(&exe);
         stdio_run(shared, calls)
     });
@@ -63,6 +69,8 @@ fn main() {
     report("proxy, --no-audit-db", &without_db, Some(&direct));
     report("through proxy (audit table)", &proxied, Some(&direct));
     report("proxy + audit log", &with_audit, Some(&direct));
+    report("proxy + SQLite state", &with_sqlite, Some(&direct));
+    report("SQLite vs in-memory", &with_sqlite, Some(&proxied));
     match &with_redis {
         Some(run) => {
             report("proxy + Redis state", run, Some(&direct));

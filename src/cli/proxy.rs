@@ -23,6 +23,7 @@ use crate::proxy::policy_gate::PolicyGate;
 use crate::proxy::redis_counters::{RedisCounters, StateFailure};
 use crate::proxy::relay::Pinned;
 use crate::proxy::reload::ReloadingGate;
+use crate::proxy::sqlite_counters::SqliteCounters;
 use crate::proxy::upstream::UpstreamSpec;
 
 #[derive(Debug, clap::Args)]
@@ -67,10 +68,12 @@ pub struct Args {
     /// Largest message accepted from either side, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message: usize,
-    /// Keep rate-limit and spend counters in Redis, shared by every proxy pointed at it (default: in memory)
-    #[arg(long, value_name = "redis://HOST:PORT/DB")]
+    /// Where rate-limit and spend counters live (default: in memory): redis://HOST:PORT/DB shares them with every
+    /// proxy pointed at it (and the approval queue's decisions, across hosts); `sqlite` keeps them in the
+    /// catalogue database of --data-dir, `sqlite:PATH` in a file of its own (one host, kept across restarts)
+    #[arg(long, value_name = "redis://HOST:PORT/DB|sqlite[:PATH]")]
     pub state: Option<String>,
-    /// Prefix of the keys in --state, one per deployment
+    /// Prefix of the keys in --state redis://…, one per deployment
     #[arg(long, value_name = "PREFIX", default_value = "toolwarden", requires = "state")]
     pub state_prefix: String,
     /// When --state cannot be reached: refuse calls that have limits (closed) or allow them uncounted (open)
@@ -152,7 +155,16 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     // Counters outlive policy versions: a reload must not reset anyone's limits.
     let counters: Arc<dyn CounterStore> = match &args.state {
         None => Arc::new(MemoryCounters::new()),
-        Some(url) => Arc::new(redis_counters(url, &args, &audit)?),
+        Some(state) => match sqlite_state(state) {
+            Some(path) => {
+                let path = path.map_or_else(|| data_dir.join(crate::store::DB_FILE), PathBuf::from);
+                let store = SqliteCounters::open(&path, failure(&args), Arc::clone(&audit))
+                    .with_context(|| format!("--state {state}: opening {}", path.display()))?;
+                tracing::info!("rate-limit counters in {}", store.path().display());
+                Arc::new(store)
+            }
+            None => Arc::new(redis_counters(state, &args, &audit)?),
+        },
     };
     let loader = move |path: &std::path::Path| -> Result<Arc<dyn Gate>, String> {
         let gate = PolicyGate::load(path, Arc::clone(&counters))?;
@@ -180,18 +192,30 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
+/// `--state sqlite` → `Some(None)` (the catalogue database), `sqlite:PATH` → `Some(Some(PATH))`.
+fn sqlite_state(state: &str) -> Option<Option<&str>> {
+    match state.strip_prefix("sqlite") {
+        Some("") => Some(None),
+        Some(rest) => rest.strip_prefix(':').filter(|p| !p.is_empty()).map(Some),
+        None => None,
+    }
+}
+
+fn failure(args: &Args) -> StateFailure {
+    match args.state_failure {
+        FailureArg::Closed => StateFailure::Closed,
+        FailureArg::Open => StateFailure::Open,
+    }
+}
+
 fn redis_counters(url: &str, args: &Args, audit: &Arc<Audit>) -> anyhow::Result<RedisCounters> {
     if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")) {
-        return Err(UsageError(format!("--state {url:?}: expected redis://HOST:PORT/DB")).into());
+        return Err(UsageError(format!("--state {url:?}: expected redis://HOST:PORT/DB, sqlite or sqlite:PATH")).into());
     }
     if args.state_prefix.is_empty() {
         return Err(UsageError("--state-prefix must not be empty".into()).into());
     }
-    let failure = match args.state_failure {
-        FailureArg::Closed => StateFailure::Closed,
-        FailureArg::Open => StateFailure::Open,
-    };
-    let store = RedisCounters::new(url, &args.state_prefix, failure, Arc::clone(audit))
+    let store = RedisCounters::new(url, &args.state_prefix, failure(args), Arc::clone(audit))
         .map_err(|e| UsageError(e.to_string()))?;
     // A replica may start before its Redis: say so, and let each call decide by --state-failure.
     if let Err(e) = store.ping() {

@@ -1,5 +1,6 @@
 //! Windowed counters for rate limits and spend caps, behind [`CounterStore`] so a store shared by several
-//! proxy replicas (Redis) can replace the in-memory one without the gate noticing.
+//! proxy replicas (Redis) or proxy processes of one host (an SQLite file) can replace the in-memory one
+//! without the gate noticing.
 //!
 //! Semantics, chosen once: a window is a fixed bucket aligned to UTC (`minute` starts at second 0, `hour` at
 //! minute 0, `day` at midnight UTC, `N` seconds at multiples of N since the Unix epoch), not a sliding log. A
@@ -175,6 +176,50 @@ impl CounterStore for MemoryCounters {
                 entry.1 = (entry.1 - r.amount).max(0.0);
             }
         }
+    }
+}
+
+/// What a call whose limits cannot be checked gets, when the counters live in a shared store (Redis, an
+/// SQLite file) that cannot be asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StateFailure {
+    /// Refuse it: no limit is ever exceeded because the store was down.
+    #[default]
+    Closed,
+    /// Allow it uncounted: availability before limits.
+    Open,
+}
+
+/// A shared store could not be asked: say so (audit, log) and decide by the failure mode.
+pub(crate) fn state_unavailable(
+    failure: StateFailure,
+    audit: &super::audit::Audit,
+    error: &dyn fmt::Display,
+) -> Result<Vec<Reservation>, ReserveError> {
+    match failure {
+        StateFailure::Closed => {
+            let reason = format!("rate-limit state unavailable: {error}; refusing (state-failure closed)");
+            tracing::warn!("{reason}");
+            audit.event("state_unavailable", false, &reason);
+            Err(ReserveError::Unavailable(reason))
+        }
+        StateFailure::Open => {
+            let reason = format!("rate-limit state unavailable: {error}; allowing uncounted (state-failure open)");
+            tracing::warn!("{reason}");
+            audit.event("state_unavailable", false, &reason);
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// Run blocking I/O (a shared store's round trip) from inside the multi-threaded runtime without stalling it;
+/// elsewhere (tests, a current-thread runtime, where `block_in_place` is not allowed) just run it.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 

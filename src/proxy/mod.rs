@@ -2,7 +2,8 @@
 //! `tools/list`, and decides every `tools/call` before it is forwarded.
 //!
 //! Layers, from pure to effectful: [`gate`] (the policy as the proxy sees it), [`policy_gate`]
-//! (`policy::decide` behind that gate), [`counters`] (windowed rate and spend limits; [`redis_counters`] shares them between replicas), [`relay`] (one
+//! (`policy::decide` behind that gate), [`counters`] (windowed rate and spend limits; [`redis_counters`] shares them between replicas,
+//! [`sqlite_counters`] keeps them in a file across restarts), [`relay`] (one
 //! session's routing and rewriting, no I/O), [`audit`] (one JSON line per decision), [`session`] (a relay wired to its peers, with call deadlines), then the
 //! transports: [`stdio`] and [`http`] frontends, [`upstream`] children and HTTP endpoints. The relay works on
 //! raw JSON-RPC rather than re-terminating MCP with typed handlers, so whatever the two peers say to each
@@ -19,6 +20,7 @@ pub mod redis_counters;
 pub mod relay;
 pub mod reload;
 pub mod session;
+pub mod sqlite_counters;
 mod stdio;
 pub mod upstream;
 

@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::audit::Audit;
-use super::counters::{Charge, CounterStore, Exceeded, Reservation, ReserveError};
+pub use super::counters::StateFailure;
+use super::counters::{Charge, CounterStore, Exceeded, Reservation, ReserveError, blocking, state_unavailable};
 
 /// How long connecting, sending or waiting for Redis may take before the call is decided without it.
 pub const TIMEOUT: Duration = Duration::from_millis(500);
@@ -31,16 +32,6 @@ pub const EXPIRY_SLACK: u64 = 60;
 
 /// Connections kept open for reuse; more concurrent calls open (and then drop) extra ones.
 const POOL: usize = 8;
-
-/// What a call whose limits cannot be checked gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StateFailure {
-    /// Refuse it: no limit is ever exceeded because Redis was down.
-    #[default]
-    Closed,
-    /// Allow it uncounted: availability before limits.
-    Open,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RedisStateError {
@@ -200,20 +191,7 @@ impl RedisCounters {
     /// Redis could not be asked: say so (audit, log) and decide by the failure mode.
     fn unavailable(&self, error: &redis::RedisError) -> Result<Vec<Reservation>, ReserveError> {
         self.down.store(true, Ordering::Relaxed);
-        match self.failure {
-            StateFailure::Closed => {
-                let reason = format!("rate-limit state unavailable: {error}; refusing (state-failure closed)");
-                tracing::warn!("{reason}");
-                self.audit.event("state_unavailable", false, &reason);
-                Err(ReserveError::Unavailable(reason))
-            }
-            StateFailure::Open => {
-                let reason = format!("rate-limit state unavailable: {error}; allowing uncounted (state-failure open)");
-                tracing::warn!("{reason}");
-                self.audit.event("state_unavailable", false, &reason);
-                Ok(Vec::new())
-            }
-        }
+        state_unavailable(self.failure, &self.audit, error)
     }
 
     fn reachable(&self) {
@@ -221,17 +199,6 @@ impl RedisCounters {
             tracing::info!("rate-limit state reachable again; calls are counted");
             self.audit.event("state_recovered", true, "rate-limit state reachable again; calls are counted");
         }
-    }
-}
-
-/// Run blocking I/O from inside the multi-threaded runtime without stalling it; elsewhere (tests, a
-/// current-thread runtime, where `block_in_place` is not allowed) just run it.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
     }
 }
 

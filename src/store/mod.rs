@@ -18,6 +18,7 @@
 //!   written by a newer toolwarden is refused before the first write.
 //! - All SQL uses bound parameters: names and descriptions come from strangers.
 
+mod counters;
 mod journal;
 mod pins;
 mod read;
@@ -32,6 +33,9 @@ use serde::Serialize;
 
 use crate::model::{ServerInfo, ServerSpec, ToolRecord};
 
+#[cfg(test)]
+pub(crate) use counters::hold_write_lock;
+pub use counters::{CounterCharge, CounterOver, CounterRefund};
 pub use journal::{Approval, AuditQuery, AuditRow, Decision, NewApproval};
 pub use pins::PinSet;
 pub use write::Ingested;
@@ -191,6 +195,8 @@ pub struct ServerStats {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Unix seconds after which a counter reservation also deletes expired counter rows.
+    next_counter_purge: i64,
 }
 
 impl Store {
@@ -200,7 +206,7 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(StoreError::from)?;
         conn.busy_timeout(Duration::from_secs(10))?;
-        let mut store = Store { conn, path: path.to_path_buf() };
+        let mut store = Store { conn, path: path.to_path_buf(), next_counter_purge: 0 };
         store.check_identity()?;
         store.conn.pragma_update(None, "journal_mode", "WAL")?;
         // NORMAL in WAL mode survives a process crash or kill; only a power loss may drop the last commits.

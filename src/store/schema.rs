@@ -160,4 +160,17 @@ CREATE TABLE audit (
 CREATE INDEX audit_time ON audit(time);
 CREATE INDEX audit_tool ON audit(tool, time);
 "#,
+    // 4: rate-limit and spend counters of `toolwarden proxy --state sqlite`.
+    r#"
+-- One row per counter (`name|scope`) and window bucket (its start, Unix seconds). `expires` (Unix seconds) is
+-- when the row may go: the end of its window plus slack, so a late refund still finds it.
+CREATE TABLE counters (
+    key     TEXT NOT NULL,
+    bucket  INTEGER NOT NULL,
+    value   REAL NOT NULL,
+    expires INTEGER NOT NULL,
+    PRIMARY KEY (key, bucket)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX counters_expires ON counters(expires);
+"#,
 ];

@@ -799,3 +799,6 @@ fn http_sessions_are_bounded_and_idle_ones_closed() {
 
 #[path = "proxy_redis.rs"]
 mod redis_state;
+
+#[path = "proxy_sqlite.rs"]
+mod sqlite_state;
