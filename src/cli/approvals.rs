@@ -1,17 +1,51 @@
 //! `toolwarden approvals list | approve ID | deny ID`: decide, from any terminal, the calls a running proxy
 //! holds for a person (same `--data-dir` as the proxy). The proxy polls the row and forwards or refuses the
-//! call as soon as it changes.
+//! call as soon as it changes. With `--state redis://…` (the proxies' `--state` and `--state-prefix`) the
+//! commands work on the queue shared through Redis instead, from any host: ids are then the shared ones.
 
 use super::output::{self, Format, clean};
 use super::time::parse_duration;
 use super::{Globals, Outcome, UsageError};
 use crate::journal::Journal;
+use crate::proxy::redis_approvals::SharedQueue;
 use crate::store::{Approval, Decision};
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  toolwarden approvals list\n  toolwarden approvals approve 3 --for 10m\n  \
+toolwarden approvals deny 4 --reason \"not in production\"\n  \
+toolwarden approvals list --state redis://10.0.0.5:6379/0 --state-prefix prod")]
 pub struct Args {
     #[command(subcommand)]
     pub command: Sub,
+    /// The queue shared by proxies running with this --state redis://HOST:PORT/DB (any host); default: the
+    /// catalogue database of --data-dir (this host)
+    #[arg(long, global = true, value_name = "redis://HOST:PORT/DB")]
+    pub state: Option<String>,
+    /// The proxies' --state-prefix
+    #[arg(long, global = true, value_name = "PREFIX", default_value = "toolwarden")]
+    pub state_prefix: String,
+}
+
+/// Where the queue is read and decided.
+enum Queue {
+    Local(Journal),
+    Shared(Box<SharedQueue>),
+}
+
+impl Queue {
+    fn list(&self, all: bool) -> anyhow::Result<Vec<Approval>> {
+        Ok(match self {
+            Queue::Local(j) => j.approvals(all)?,
+            Queue::Shared(q) => q.list(all)?,
+        })
+    }
+
+    fn decide(&self, id: i64, d: &Decision<'_>) -> anyhow::Result<Option<(bool, Approval)>> {
+        Ok(match self {
+            Queue::Local(j) => j.decide_approval(id, d)?,
+            Queue::Shared(q) => q.decide(id, d)?,
+        })
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -45,9 +79,23 @@ pub enum Sub {
 
 pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     output::require_format("approvals", g.format, &[Format::Table, Format::Json])?;
-    let journal = Journal::open(&g.data_dir())?;
+    let journal = match &args.state {
+        None => Queue::Local(Journal::open(&g.data_dir())?),
+        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://") => {
+            if args.state_prefix.is_empty() {
+                return Err(UsageError("--state-prefix must not be empty".into()).into());
+            }
+            Queue::Shared(Box::new(SharedQueue::new(url, &args.state_prefix).map_err(|e| UsageError(e.to_string()))?))
+        }
+        Some(url) => {
+            return Err(UsageError(format!(
+                "--state {url:?}: expected redis://HOST:PORT/DB (an SQLite state keeps its queue in --data-dir)"
+            ))
+            .into());
+        }
+    };
     match args.command {
-        Sub::List { all } => list(&journal.approvals(all)?, g),
+        Sub::List { all } => list(&journal.list(all)?, g),
         Sub::Approve { id, for_, as_ } => {
             let window = for_.as_deref().map(|t| parse_duration("--for", t)).transpose()?;
             let window = window.map(|d| i64::try_from(d.as_secs().max(1)).unwrap_or(i64::MAX));
@@ -68,8 +116,8 @@ fn decider(name: Option<String>) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn decide(journal: &Journal, id: i64, d: &Decision<'_>, g: &Globals) -> anyhow::Result<Outcome> {
-    let Some((changed, row)) = journal.decide_approval(id, d)? else {
+fn decide(journal: &Queue, id: i64, d: &Decision<'_>, g: &Globals) -> anyhow::Result<Outcome> {
+    let Some((changed, row)) = journal.decide(id, d)? else {
         return Err(UsageError(format!("no approval request {id}; `toolwarden approvals list` shows them")).into());
     };
     if !changed {

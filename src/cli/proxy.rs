@@ -20,6 +20,7 @@ use crate::proxy::audit::Audit;
 use crate::proxy::counters::{CounterStore, MemoryCounters};
 use crate::proxy::gate::Gate;
 use crate::proxy::policy_gate::PolicyGate;
+use crate::proxy::redis_approvals::SharedQueue;
 use crate::proxy::redis_counters::{RedisCounters, StateFailure};
 use crate::proxy::relay::Pinned;
 use crate::proxy::reload::ReloadingGate;
@@ -151,7 +152,6 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     };
     let audit =
         Arc::new(if args.no_audit_db { audit } else { audit.with_journal(Arc::clone(&journal), args.audit_args) });
-    let approvals = Approvals::new(journal, Duration::from_secs_f64(args.approval_timeout), approve_for);
     // Counters outlive policy versions: a reload must not reset anyone's limits.
     let counters: Arc<dyn CounterStore> = match &args.state {
         None => Arc::new(MemoryCounters::new()),
@@ -166,6 +166,14 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
             None => Arc::new(redis_counters(state, &args, &audit)?),
         },
     };
+    let shared_queue = match &args.state {
+        Some(url) if sqlite_state(url).is_none() => {
+            Some(Arc::new(SharedQueue::new(url, &args.state_prefix).map_err(|e| UsageError(e.to_string()))?))
+        }
+        _ => None,
+    };
+    let approvals =
+        Approvals::new(journal, Duration::from_secs_f64(args.approval_timeout), approve_for).with_shared(shared_queue);
     let loader = move |path: &std::path::Path| -> Result<Arc<dyn Gate>, String> {
         let gate = PolicyGate::load(path, Arc::clone(&counters))?;
         Ok(Arc::new(gate))

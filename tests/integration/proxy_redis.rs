@@ -196,3 +196,146 @@ fn state_flags_are_checked() {
     let out = env.run(["proxy", "--policy", "p.json", "--state-failure", "open", "--", "true"]);
     assert_eq!(out.status.code(), Some(2), "--state-failure needs --state");
 }
+
+const APPROVE_ECHO: &str = r#"{"version": "1", "default": "allow",
+  "tools": {"echo": {"action": "approve", "reason": "echo needs a person"}}}"#;
+
+/// `approvals list --state …` from a host of its own, until `n` calls wait (bounded).
+fn shared_pending(host: &Env, url: &str, n: usize) -> Vec<Value> {
+    let data = host.data_dir();
+    let args = ["--data-dir", data.to_str().unwrap(), "approvals", "list", "--state", url, "--state-prefix", "shared"];
+    for _ in 0..400 {
+        let rows = host.json(args.iter().copied().chain(["--format", "json"]));
+        if rows.as_array().unwrap().len() >= n {
+            return rows.as_array().unwrap().clone();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("no call waits in the shared queue");
+}
+
+#[test]
+fn calls_held_by_two_proxies_on_two_hosts_are_decided_from_a_third_through_redis() {
+    let redis = Redis::new();
+    let url = redis.url();
+    let (host_a, host_b, host_c) = (Env::new(), Env::new(), Env::new());
+    let args = ["--state", url.as_str(), "--state-prefix", "shared", "--approval-timeout", "60"];
+    let mut a = StdioProxy::start(&host_a, APPROVE_ECHO, &args);
+    let mut b = StdioProxy::start(&host_b, APPROVE_ECHO, &args);
+    let data_c = host_c.data_dir();
+    let decide = |verb: &str, id: &str, extra: &[&str]| {
+        let mut argv = vec!["--data-dir", data_c.to_str().unwrap(), "approvals", verb, id, "--state", &url];
+        argv.extend(["--state-prefix", "shared"]);
+        argv.extend(extra);
+        host_c.ok(argv)
+    };
+
+    // Held by A, approved from C.
+    let call = a.send("tools/call", json!({"name": "echo", "arguments": {"n": 1}}));
+    let rows = shared_pending(&host_c, &url, 1);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["tool"], json!("echo"));
+    assert_eq!(rows[0]["arguments"], json!({"n": 1}));
+    assert_eq!(rows[0]["status"], json!("pending"));
+    assert!(rows[0]["requested_at"].as_str().unwrap().ends_with('Z'));
+    assert!(rows[0]["id"].is_i64());
+    assert!(calls_received(&host_a).is_empty());
+    decide("approve", &rows[0]["id"].to_string(), &["--as", "alice"]);
+    let (answer, _) = a.answer(call);
+    assert_eq!(text(&answer), r#"{"n": 1}"#, "{answer}");
+    assert_eq!(calls_received(&host_a), ["echo"]);
+
+    // Held by B, denied from C.
+    let call = b.send("tools/call", json!({"name": "echo", "arguments": {"n": 2}}));
+    let rows = shared_pending(&host_c, &url, 1);
+    let id = rows[0]["id"].to_string();
+    decide("deny", &id, &["--reason", "not today", "--as", "bob"]);
+    let (answer, _) = b.answer(call);
+    assert_eq!(text(&answer), "Refused by toolwarden: denied by bob: not today");
+    assert!(calls_received(&host_b).is_empty());
+    // Decided once: a second decision is refused, from any host.
+    let mut argv = vec!["--data-dir", data_c.to_str().unwrap(), "approvals", "approve", &id, "--state", &url];
+    argv.extend(["--state-prefix", "shared"]);
+    let again = host_c.run(&argv);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no longer pending (it is denied)"));
+
+    // Each proxy recorded its call in its own host's queue and audit, with the decider.
+    let local_a = host_a.json(["approvals", "list", "--all", "--format", "json"]);
+    assert_eq!(local_a[0]["status"], json!("approved"));
+    assert_eq!(local_a[0]["decided_by"], json!("alice"));
+    let local_b = host_b.json(["approvals", "list", "--all", "--format", "json"]);
+    assert_eq!(local_b[0]["status"], json!("denied"));
+    let denied = host_b.json(["audit", "--decision", "denied", "--format", "json"]);
+    assert_eq!(denied[0]["decided_by"], json!("bob"));
+    // The shared queue: nothing pending; both decisions listed with --all.
+    let data = data_c.to_str().unwrap();
+    let all = host_c.json(
+        ["--data-dir", data, "approvals", "list", "--all", "--state", &url, "--state-prefix", "shared"]
+            .into_iter()
+            .chain(["--format", "json"]),
+    );
+    let statuses: Vec<&str> = all.as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["approved", "denied"]);
+    // Another deployment's prefix sees none of it; the third host's own queue is empty.
+    let other = host_c.json(["--data-dir", data, "approvals", "list", "--all", "--state", &url, "--format", "json"]);
+    assert_eq!(other, json!([]));
+    assert_eq!(host_c.json(["--data-dir", data, "approvals", "list", "--all", "--format", "json"]), json!([]));
+
+    // A standing approval given from C (--for) admits the same call on the other host without asking.
+    let call = a.send("tools/call", json!({"name": "echo", "arguments": {"n": 3}}));
+    let id = shared_pending(&host_c, &url, 1)[0]["id"].to_string();
+    decide("approve", &id, &["--for", "10m", "--as", "carol"]);
+    assert_eq!(text(&a.answer(call).0), r#"{"n": 3}"#);
+    assert_eq!(text(&b.call("echo", json!({"n": 3}))), r#"{"n": 3}"#);
+    assert_eq!(calls_received(&host_b), ["echo"]);
+    let pending_now = host_c.json(
+        ["--data-dir", data, "approvals", "list", "--state", &url, "--state-prefix", "shared"]
+            .into_iter()
+            .chain(["--format", "json"]),
+    );
+    assert_eq!(pending_now, json!([]), "the standing approval queued nothing");
+}
+
+#[test]
+fn a_call_held_through_redis_can_still_be_decided_on_its_own_host_and_times_out_everywhere() {
+    let redis = Redis::new();
+    let url = redis.url();
+    let (host, other) = (Env::new(), Env::new());
+    let args = ["--state", url.as_str(), "--state-prefix", "shared", "--approval-timeout", "60"];
+    let mut proxy = StdioProxy::start(&host, APPROVE_ECHO, &args);
+    let call = proxy.send("tools/call", json!({"name": "echo", "arguments": {"n": 1}}));
+    let shared_id = shared_pending(&other, &url, 1)[0]["id"].clone();
+    // Decided in the local queue (the local id), as without Redis.
+    let local = host.json(["approvals", "list", "--format", "json"]);
+    host.ok(["approvals", "approve", &local[0]["id"].to_string(), "--as", "dave"]);
+    assert_eq!(text(&proxy.answer(call).0), r#"{"n": 1}"#);
+    // The shared queue learns how it ended.
+    let data = other.data_dir();
+    let all = other.json(
+        ["--data-dir", data.to_str().unwrap(), "approvals", "list", "--all", "--state", &url].into_iter().chain([
+            "--state-prefix",
+            "shared",
+            "--format",
+            "json",
+        ]),
+    );
+    assert_eq!(all[0]["id"], shared_id);
+    assert_eq!(all[0]["status"], json!("approved"));
+    assert_eq!(all[0]["decided_by"], json!("dave"));
+    drop(proxy);
+
+    let short = ["--state", url.as_str(), "--state-prefix", "shared", "--approval-timeout", "0.5"];
+    let mut proxy = StdioProxy::start(&host, APPROVE_ECHO, &short);
+    let answer = proxy.call("echo", json!({"n": 2}));
+    assert_eq!(text(&answer), "Refused by toolwarden: no one approved within 0.5 s");
+    let all = other.json(
+        ["--data-dir", data.to_str().unwrap(), "approvals", "list", "--all", "--state", &url].into_iter().chain([
+            "--state-prefix",
+            "shared",
+            "--format",
+            "json",
+        ]),
+    );
+    assert_eq!(all[1]["status"], json!("timed_out"), "{all}");
+}
