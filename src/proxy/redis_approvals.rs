@@ -359,10 +359,13 @@ fn subscribe(
 ) {
     let mut failing = false;
     while waiters.strong_count() > 0 {
-        let run = || -> redis::RedisResult<()> {
+        let run = |failing: &mut bool| -> redis::RedisResult<()> {
             let mut con = client.get_connection_with_timeout(TIMEOUT)?;
             let mut pubsub = con.as_pubsub();
             pubsub.subscribe(channel)?;
+            if std::mem::take(failing) {
+                tracing::info!("approval decisions: subscribed to Redis again");
+            }
             // Wakes up now and then to notice the queue is gone; a quiet channel is not an error.
             pubsub.set_read_timeout(Some(Duration::from_secs(5)))?;
             loop {
@@ -383,7 +386,7 @@ fn subscribe(
                 }
             }
         };
-        match run() {
+        match run(&mut failing) {
             Ok(()) => return,
             Err(e) => {
                 if !failing {
