@@ -339,3 +339,31 @@ fn a_call_held_through_redis_can_still_be_decided_on_its_own_host_and_times_out_
     );
     assert_eq!(all[1]["status"], json!("timed_out"), "{all}");
 }
+
+#[test]
+fn with_redis_down_a_held_call_is_still_decided_on_its_own_host() {
+    let mut redis = Redis::new();
+    let url = redis.url();
+    redis.stop();
+    let host = Env::new();
+    let args = ["--state", url.as_str(), "--approval-timeout", "60"];
+    let mut proxy = StdioProxy::start(&host, APPROVE_ECHO, &args);
+    let call = proxy.send("tools/call", json!({"name": "echo", "arguments": {"n": 1}}));
+    let mut local = json!([]);
+    for _ in 0..400 {
+        local = host.json(["approvals", "list", "--format", "json"]);
+        if !local.as_array().unwrap().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    host.ok(["approvals", "approve", &local[0]["id"].to_string(), "--as", "erin"]);
+    assert_eq!(text(&proxy.answer(call).0), r#"{"n": 1}"#);
+    let (ok, stderr) = proxy.finish();
+    assert!(ok);
+    assert!(stderr.contains("can only be approved on this host"), "{stderr}");
+    // The shared queue cannot be read while Redis is down: a clear error, exit 2.
+    let out = host.run(["approvals", "list", "--state", &url]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("approval queue in Redis"));
+}
