@@ -15,6 +15,7 @@ pub mod gate;
 pub mod http;
 pub mod lines;
 pub mod policy_gate;
+mod probe;
 pub mod redis_counters;
 pub mod relay;
 pub mod reload;
