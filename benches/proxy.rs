@@ -40,29 +40,48 @@ fn main() {
     // Every proxy records its decisions in the catalogue's audit table: keep that catalogue in the temp dir.
     let data = dir.path().join("data");
 
+    // `BENCH_PART=stdio|http` runs one half (for profiling one path); both by default.
+    let part = std::env::var("BENCH_PART").unwrap_or_default();
+    let redis = Redis::start();
+    if part != "http" {
+        stdio_part(&exe, toolwarden, policy, &audit, &data, redis.as_ref(), calls);
+    }
+    if part != "stdio" {
+        http_part(&exe, toolwarden, policy, &data, redis.as_ref(), calls);
+    }
+}
+
+fn stdio_part(
+    exe: &std::path::Path,
+    toolwarden: &str,
+    policy: &str,
+    audit: &std::path::Path,
+    data: &std::path::Path,
+    redis: Option<&Redis>,
+    calls: usize,
+) {
     println!("stdio, 1 client, {calls} sequential calls of `echo`:");
-    let direct = stdio_run(Command::new(&exe), calls);
+    let direct = stdio_run(Command::new(exe), calls);
     let mut bare = Command::new(toolwarden);
-    bare.env("TOOLWARDEN_DATA_DIR", &data);
-    bare.args(["proxy", "--policy", policy, "--no-audit-db", "--"]).arg(&exe);
+    bare.env("TOOLWARDEN_DATA_DIR", data);
+    bare.args(["proxy", "--policy", policy, "--no-audit-db", "--"]).arg(exe);
     let without_db = stdio_run(bare, calls);
     let mut proxy = Command::new(toolwarden);
-    proxy.env("TOOLWARDEN_DATA_DIR", &data);
-    proxy.args(["proxy", "--policy", policy, "--"]).arg(&exe);
+    proxy.env("TOOLWARDEN_DATA_DIR", data);
+    proxy.args(["proxy", "--policy", policy, "--"]).arg(exe);
     let proxied = stdio_run(proxy, calls);
     let mut audited = Command::new(toolwarden);
-    audited.env("TOOLWARDEN_DATA_DIR", &data);
-    audited.args(["proxy", "--policy", policy, "--audit", audit.to_str().unwrap(), "--"]).arg(&exe);
+    audited.env("TOOLWARDEN_DATA_DIR", data);
+    audited.args(["proxy", "--policy", policy, "--audit", audit.to_str().unwrap(), "--"]).arg(exe);
     let with_audit = stdio_run(audited, calls);
     let mut sqlite = Command::new(toolwarden);
-    sqlite.env("TOOLWARDEN_DATA_DIR", &data);
-    sqlite.args(["proxy", "--policy", policy, "--state", "sqlite", "--"]).arg(&exe);
+    sqlite.env("TOOLWARDEN_DATA_DIR", data);
+    sqlite.args(["proxy", "--policy", policy, "--state", "sqlite", "--"]).arg(exe);
     let with_sqlite = stdio_run(sqlite, calls);
-    let redis = Redis::start();
-    let with_redis = redis.as_ref().map(|redis| {
+    let with_redis = redis.map(|redis| {
         let mut shared = Command::new(toolwarden);
-        shared.env("TOOLWARDEN_DATA_DIR", &data);
-        shared.args(["proxy", "--policy", policy, "--state", &redis.url, "--"]).arg(&exe);
+        shared.env("TOOLWARDEN_DATA_DIR", data);
+        shared.args(["proxy", "--policy", policy, "--state", &redis.url, "--"]).arg(exe);
         stdio_run(shared, calls)
     });
     report("direct", &direct, None);
@@ -79,54 +98,178 @@ fn main() {
         None => println!("  proxy + Redis state: skipped (no redis-server)"),
     }
     println!("  calls/s with the audit table: {:.2}x of --no-audit-db", proxied.rate / without_db.rate);
+}
 
+fn http_part(
+    exe: &std::path::Path,
+    toolwarden: &str,
+    policy: &str,
+    data: &std::path::Path,
+    redis: Option<&Redis>,
+    calls: usize,
+) {
     let clients = 16;
     let per_client = (calls / clients / 4).max(50);
     println!("\nStreamable HTTP, {clients} concurrent clients x {per_client} calls of `echo`:");
-    let port = free_port();
-    let mut server = Command::new(&exe).env(SERVER_ENV, format!("http:{port}")).spawn().unwrap();
-    let server_url = format!("http://127.0.0.1:{port}/mcp");
-    wait_for(port);
-    let proxy_port = free_port();
-    let mut proxy = Command::new(toolwarden)
-        .env("TOOLWARDEN_DATA_DIR", &data)
-        .args(["proxy", "--policy", policy, "--listen", &proxy_port.to_string(), "--upstream", &server_url])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for(proxy_port);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let direct = rt.block_on(http_run(&server_url, clients, per_client));
-    let proxied = rt.block_on(http_run(&format!("http://127.0.0.1:{proxy_port}/mcp"), clients, per_client));
-    let shared = redis.as_ref().map(|redis| {
+    let server = HttpServer::start(exe, None);
+    let proxy = HttpProxy::start(toolwarden, policy, data, &server.url, &[], None);
+    let direct = measure(&rt, &server.url, clients, per_client, &server, None);
+    let proxied = measure(&rt, &proxy.url, clients, per_client, &server, Some(&proxy));
+    drop(proxy);
+    let with_redis = redis.map(|redis| {
+        let proxy = HttpProxy::start(toolwarden, policy, data, &server.url, &["--state", &redis.url], None);
+        measure(&rt, &proxy.url, clients, per_client, &server, Some(&proxy))
+    });
+    report("direct", &direct.run, None);
+    report("through proxy", &proxied.run, Some(&direct.run));
+    println!("  throughput through the proxy: {:.0} % of direct", 100.0 * proxied.run.rate / direct.run.rate);
+    if let Some(run) = &with_redis {
+        report("proxy + Redis state", &run.run, Some(&direct.run));
+        println!("  throughput with Redis state: {:.0} % of direct", 100.0 * run.run.rate / direct.run.rate);
+    }
+    println!("  CPU per call (µs): direct: client {:.1} + server {:.1}", direct.client, direct.server);
+    println!(
+        "                     proxied: client {:.1} + server {:.1} + proxy {:.1} ({:.2}x the direct pair)",
+        proxied.client,
+        proxied.server,
+        proxied.proxy,
+        proxied.proxy / (direct.client + direct.server)
+    );
+    if let Some(run) = &with_redis {
+        println!("                     proxy with Redis state: {:.1}", run.proxy);
+    }
+    drop(server);
+
+    // Client, server and proxy share this machine's cores above, so every µs the proxy spends is taken from the
+    // client and the server: a hop that costs as much as both of them halves throughput however fast it is.
+    // Deployed, a gateway has its own cores. This pass gives it one: client and server pinned to CPU 0 (direct
+    // and proxied alike), the proxy to CPU 1.
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let me = std::process::id().to_string();
+    let pinned = cpus >= 2
+        && Command::new("taskset")
+            .args(["-a", "-p", "-c", "0", &me])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if !pinned {
+        println!("  proxy on a core of its own: skipped (needs 2 CPUs and `taskset`)");
+        return;
+    }
+    let server = HttpServer::start(exe, Some(0));
+    let proxy = HttpProxy::start(toolwarden, policy, data, &server.url, &[], Some(1));
+    let direct = measure(&rt, &server.url, clients, per_client, &server, None);
+    let proxied = measure(&rt, &proxy.url, clients, per_client, &server, Some(&proxy));
+    println!("  proxy on CPU 1, client and server on CPU 0:");
+    report("direct", &direct.run, None);
+    report("through proxy", &proxied.run, Some(&direct.run));
+    println!("  throughput through the proxy: {:.0} % of direct", 100.0 * proxied.run.rate / direct.run.rate);
+}
+
+/// The bench binary serving `echo` over Streamable HTTP, optionally pinned to one CPU.
+struct HttpServer {
+    child: Child,
+    url: String,
+}
+
+impl HttpServer {
+    fn start(exe: &std::path::Path, cpu: Option<usize>) -> HttpServer {
         let port = free_port();
-        let child = Command::new(toolwarden)
-            .args(["proxy", "--policy", policy, "--listen", &port.to_string(), "--upstream", &server_url])
-            .args(["--state", &redis.url])
+        let mut cmd = pinned_command(exe.as_os_str(), cpu);
+        let child = cmd.env(SERVER_ENV, format!("http:{port}")).spawn().unwrap();
+        wait_for(port);
+        HttpServer { child, url: format!("http://127.0.0.1:{port}/mcp") }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `toolwarden proxy --listen` in front of `upstream`, optionally pinned to one CPU.
+struct HttpProxy {
+    child: Child,
+    url: String,
+}
+
+impl HttpProxy {
+    fn start(
+        toolwarden: &str,
+        policy: &str,
+        data: &std::path::Path,
+        upstream: &str,
+        extra: &[&str],
+        cpu: Option<usize>,
+    ) -> HttpProxy {
+        let port = free_port();
+        let child = pinned_command(toolwarden.as_ref(), cpu)
+            .env("TOOLWARDEN_DATA_DIR", data)
+            .args(["proxy", "--policy", policy, "--listen", &port.to_string(), "--upstream", upstream])
+            .args(extra)
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         wait_for(port);
-        (child, port)
-    });
-    let with_redis = shared
-        .as_ref()
-        .map(|(_, port)| rt.block_on(http_run(&format!("http://127.0.0.1:{port}/mcp"), clients, per_client)));
-    report("direct", &direct, None);
-    report("through proxy", &proxied, Some(&direct));
-    println!("  throughput through the proxy: {:.0} % of direct", 100.0 * proxied.rate / direct.rate);
-    if let Some(run) = &with_redis {
-        report("proxy + Redis state", run, Some(&direct));
-        println!("  throughput with Redis state: {:.0} % of direct", 100.0 * run.rate / direct.rate);
+        HttpProxy { child, url: format!("http://127.0.0.1:{port}/mcp") }
     }
-    if let Some((mut child, _)) = shared {
-        let _ = child.kill();
-        let _ = child.wait();
+}
+
+impl Drop for HttpProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
-    drop(redis);
-    let _ = proxy.kill();
-    let _ = server.kill();
-    let _ = (proxy.wait(), server.wait());
+}
+
+fn pinned_command(program: &std::ffi::OsStr, cpu: Option<usize>) -> Command {
+    match cpu {
+        None => Command::new(program),
+        Some(cpu) => {
+            let mut cmd = Command::new("taskset");
+            cmd.args(["-c", &cpu.to_string()]).arg(program);
+            cmd
+        }
+    }
+}
+
+/// A run plus the CPU time each process spent on it, in µs per call.
+struct Measured {
+    run: Run,
+    client: f64,
+    server: f64,
+    proxy: f64,
+}
+
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    clients: usize,
+    per_client: usize,
+    server: &HttpServer,
+    proxy: Option<&HttpProxy>,
+) -> Measured {
+    let me = std::process::id();
+    let pids = [me, server.child.id(), proxy.map_or(0, |p| p.child.id())];
+    let before = pids.map(cpu_seconds);
+    let run = rt.block_on(http_run(url, clients, per_client));
+    let after = pids.map(cpu_seconds);
+    let per_call = |i: usize| (after[i] - before[i]) * 1e6 / run.latencies.len() as f64;
+    Measured { client: per_call(0), server: per_call(1), proxy: per_call(2), run }
+}
+
+/// User + system CPU seconds of a process so far (0 when it cannot be read).
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    // Fields after the command name (which may hold spaces) start at field 3; utime and stime are 14 and 15,
+    // in clock ticks of 1/100 s on Linux.
+    let Some((_, rest)) = stat.rsplit_once(')') else { return 0.0 };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// A private `redis-server` for the Redis column, killed on drop.

@@ -5,7 +5,8 @@
 //! opts into the raw arguments. Each line is one `write` on a file opened for appending, so concurrent
 //! sessions never interleave inside a line. With a data directory, the same records also go to the catalogue's
 //! `audit` table (read by `toolwarden audit`) through a writer thread, so a decision never waits for SQLite:
-//! rows are batched into one transaction per wake-up, and [`Audit::finish`] drains the queue before exit.
+//! rows are batched into one transaction per wake-up (at most one every 20 ms), and [`Audit::finish`] drains the
+//! queue before exit.
 
 use std::fs::File;
 use std::io::Write;
@@ -70,6 +71,11 @@ impl Record<'_> {
     }
 }
 
+/// Most rows written in one transaction.
+const BATCH: usize = 4096;
+/// How long the writer lets rows accumulate after a commit; also the most a row waits to be readable.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// The SQLite side: a queue to the writer thread.
 #[derive(Debug, Default)]
 struct Sink {
@@ -107,9 +113,15 @@ impl Audit {
         let thread = std::thread::spawn(move || {
             while let Ok(first) = rx.recv() {
                 let mut rows = vec![first];
-                rows.extend(rx.try_iter().take(1023));
+                rows.extend(rx.try_iter().take(BATCH - 1));
                 if let Err(e) = journal.append_audit(&rows) {
                     tracing::error!("writing {} audit rows to the catalogue: {e}", rows.len());
+                }
+                // Under load, a commit per wake-up costs more than the proxying itself (a WAL append and, now
+                // and then, a checkpoint). Waiting a moment lets rows pile up into one transaction, and a
+                // sender never wakes a writer that is asleep: at most 1/LINGER commits a second.
+                if rows.len() < BATCH {
+                    std::thread::sleep(LINGER);
                 }
             }
         });

@@ -31,6 +31,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::counters;
+use super::probe::Heads;
 use super::relay::{Relay, ToClient};
 use super::session::{Outbox, Session};
 use super::upstream::{self, Events};
@@ -356,12 +357,12 @@ async fn post_mcp(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
         Ok(identity) => identity,
         Err(rejected) => return rejected.into_response(),
     };
-    let value: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
+    let heads = match Heads::read(&body) {
+        Ok(heads) => heads,
         Err(e) => return reject(StatusCode::BAD_REQUEST, -32700, &format!("Parse error: {e}")).into_response(),
     };
-    let requests = request_keys(&value);
-    let is_initialize = value.get("method").and_then(Value::as_str) == Some("initialize");
+    let requests = request_keys(&heads);
+    let is_initialize = heads.is("initialize");
     let (id, session, new) = if session_header(&headers).is_none() && is_initialize {
         match open_session(&app, identity) {
             Ok((id, s)) => (id, s, true),
@@ -470,15 +471,8 @@ async fn delete_mcp(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
 }
 
 /// Keys (as the relay spells them) of the requests in a message or batch.
-fn request_keys(value: &Value) -> Vec<String> {
-    let one = |v: &Value| match (v.get("method"), v.get("id")) {
-        (Some(_), Some(id @ (Value::String(_) | Value::Number(_)))) => Some(id.to_string()),
-        _ => None,
-    };
-    match value {
-        Value::Array(items) => items.iter().filter_map(one).collect(),
-        v => one(v).into_iter().collect(),
-    }
+fn request_keys(heads: &Heads) -> Vec<String> {
+    heads.request_ids().filter(|id| matches!(id, Value::String(_) | Value::Number(_))).map(Value::to_string).collect()
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod gate;
 pub mod http;
 pub mod lines;
 pub mod policy_gate;
+mod probe;
 pub mod redis_approvals;
 pub mod redis_counters;
 pub mod relay;

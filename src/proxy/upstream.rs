@@ -13,14 +13,17 @@
 
 use std::io::{BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use reqwest::header::HeaderValue;
+
 use super::ProxyError;
 use super::lines::{Frame, LineReader};
+use super::probe::Heads;
 use super::relay::ToClient;
 use super::session::Outbox;
 
@@ -146,11 +149,20 @@ fn spawn_child(program: &str, args: &[String], max_message: usize) -> Result<Con
 }
 
 struct HttpOutbox {
+    http: Arc<HttpClient>,
     tx: mpsc::UnboundedSender<Option<Vec<u8>>>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl Outbox for HttpOutbox {
     fn send(&self, message: ToClient) {
+        // Once `initialize` is answered, each message is POSTed from a task of its own straight away: the
+        // queue exists only to hold messages until the session id is known.
+        if let Some(events) = self.http.ready.get() {
+            let (http, events) = (Arc::clone(&self.http), Arc::clone(events));
+            self.runtime.spawn(async move { http.post(message.bytes, &events).await });
+            return;
+        }
         let _ = self.tx.send(Some(message.bytes));
     }
 
@@ -161,15 +173,18 @@ impl Outbox for HttpOutbox {
 
 #[derive(Default)]
 struct HttpState {
-    session_id: Option<String>,
-    protocol_version: Option<String>,
+    session_id: Option<reqwest::header::HeaderValue>,
+    protocol_version: Option<reqwest::header::HeaderValue>,
 }
 
 struct HttpClient {
     client: reqwest::Client,
-    url: String,
+    url: reqwest::Url,
     headers: reqwest::header::HeaderMap,
     state: Mutex<HttpState>,
+    /// Set when the upstream answered `initialize` (before the answer is relayed, so that nothing the client
+    /// says after reading it can overtake it in the queue).
+    ready: OnceLock<Arc<dyn Events>>,
 }
 
 fn http(url: &str, headers: &[(String, String)], runtime: &tokio::runtime::Handle) -> Result<Connected, ProxyError> {
@@ -180,33 +195,38 @@ fn http(url: &str, headers: &[(String, String)], runtime: &tokio::runtime::Handl
         let value = reqwest::header::HeaderValue::from_str(value.trim()).map_err(|_| bad())?;
         map.append(name, value);
     }
+    // Parsed once: parsing (and IDNA-normalising) the URL on every request was a visible cost per call.
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| ProxyError::Http(format!("invalid upstream URL {url:?}: {e}")))?;
     let client = shared_client()?;
-    let http = Arc::new(HttpClient { client, url: url.to_string(), headers: map, state: Mutex::default() });
+    let http =
+        Arc::new(HttpClient { client, url: parsed, headers: map, state: Mutex::default(), ready: OnceLock::new() });
     let (tx, mut rx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
+    let outbox = Arc::new(HttpOutbox { http: Arc::clone(&http), tx, runtime: runtime.clone() });
     let runtime = runtime.clone();
     let start = move |events: Arc<dyn Events>| {
         runtime.spawn(async move {
             while let Some(Some(bytes)) = rx.recv().await {
-                let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                if value.get("method").and_then(Value::as_str) == Some("initialize") {
+                let initialize = Heads::read(&bytes).is_ok_and(|h| h.is("initialize"));
+                if initialize {
                     // Alone and awaited: everything after it needs the session id it returns.
-                    http.post(bytes, &value, events.as_ref()).await;
+                    http.post(bytes, &events).await;
                     let (http, events) = (Arc::clone(&http), Arc::clone(&events));
                     tokio::spawn(async move { http.listen(events.as_ref()).await });
                 } else {
                     let (http, events) = (Arc::clone(&http), Arc::clone(&events));
-                    tokio::spawn(async move { http.post(bytes, &value, events.as_ref()).await });
+                    tokio::spawn(async move { http.post(bytes, &events).await });
                 }
             }
             http.delete().await;
         });
     };
-    Ok(Connected { outbox: Arc::new(HttpOutbox { tx }), start: Box::new(start) })
+    Ok(Connected { outbox, start: Box::new(start) })
 }
 
 /// One client for every session: one connection pool, and TLS roots loaded once rather than per session.
 fn shared_client() -> Result<reqwest::Client, ProxyError> {
-    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     if let Some(client) = CLIENT.get() {
         return Ok(client.clone());
     }
@@ -219,32 +239,39 @@ fn shared_client() -> Result<reqwest::Client, ProxyError> {
 
 impl HttpClient {
     fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
-        let mut req = self
-            .client
-            .request(method, &self.url)
-            .headers(self.headers.clone())
-            .header(reqwest::header::ACCEPT, "application/json, text/event-stream");
+        let mut req = self.client.request(method, self.url.clone());
+        if !self.headers.is_empty() {
+            req = req.headers(self.headers.clone());
+        }
+        req = req.header(reqwest::header::ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(id) = &state.session_id {
-            req = req.header("mcp-session-id", id);
+            req = req.header("mcp-session-id", id.clone());
         }
         if let Some(v) = &state.protocol_version {
-            req = req.header("mcp-protocol-version", v);
+            req = req.header("mcp-protocol-version", v.clone());
         }
         req
     }
 
-    async fn post(&self, bytes: Vec<u8>, value: &Value, events: &dyn Events) {
-        let mut waiting = request_ids(value);
-        let req = self.request(reqwest::Method::POST).header(reqwest::header::CONTENT_TYPE, "application/json");
+    async fn post(&self, bytes: Vec<u8>, events: &Arc<dyn Events>) {
+        let heads = Heads::read(&bytes).ok();
+        let initialize = heads.as_ref().is_some_and(|h| h.is("initialize"));
+        let mut waiting: Vec<Value> = heads.iter().flat_map(|h| h.request_ids().cloned()).collect();
+        let req = self
+            .request(reqwest::Method::POST)
+            .header(reqwest::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let outcome = match req.body(bytes).send().await {
             Err(e) => Err(format!("cannot reach the upstream: {e}")),
             Ok(resp) if !resp.status().is_success() => Err(format!("the upstream answered HTTP {}", resp.status())),
             Ok(resp) => {
-                if let Some(id) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
-                    self.state.lock().unwrap_or_else(|e| e.into_inner()).session_id = Some(id.to_string());
+                if let Some(id) = resp.headers().get("mcp-session-id") {
+                    self.state.lock().unwrap_or_else(|e| e.into_inner()).session_id = Some(id.clone());
                 }
-                self.read_body(resp, &mut waiting, events).await
+                if initialize {
+                    let _ = self.ready.set(Arc::clone(events));
+                }
+                self.read_body(resp, &mut waiting, initialize, events.as_ref()).await
             }
         };
         let why = match outcome {
@@ -260,11 +287,13 @@ impl HttpClient {
         }
     }
 
-    /// Deliver a JSON or SSE body, ticking off answered request ids.
+    /// Deliver a JSON or SSE body, ticking off answered request ids. The answer to `initialize` is also read
+    /// for the negotiated protocol version, which every later request must carry.
     async fn read_body(
         &self,
         mut resp: reqwest::Response,
         waiting: &mut Vec<Value>,
+        initialize: bool,
         events: &dyn Events,
     ) -> Result<(), String> {
         let sse = resp
@@ -273,11 +302,13 @@ impl HttpClient {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         let deliver = |data: &[u8], waiting: &mut Vec<Value>| {
-            if let Ok(value) = serde_json::from_slice::<Value>(data) {
-                self.note(&value);
-                for answered in answered_ids(&value) {
-                    waiting.retain(|id| *id != answered);
+            if let Ok(heads) = Heads::read(data) {
+                for answered in heads.answered_ids() {
+                    waiting.retain(|id| id != answered);
                 }
+            }
+            if initialize && let Ok(value) = serde_json::from_slice::<Value>(data) {
+                self.note(&value);
             }
             events.message(data);
         };
@@ -307,8 +338,10 @@ impl HttpClient {
 
     /// Remember the negotiated protocol version from an initialize result.
     fn note(&self, value: &Value) {
-        if let Some(v) = value.pointer("/result/protocolVersion").and_then(Value::as_str) {
-            self.state.lock().unwrap_or_else(|e| e.into_inner()).protocol_version = Some(v.to_string());
+        if let Some(v) = value.pointer("/result/protocolVersion").and_then(Value::as_str)
+            && let Ok(v) = HeaderValue::from_str(v)
+        {
+            self.state.lock().unwrap_or_else(|e| e.into_inner()).protocol_version = Some(v);
         }
     }
 
@@ -319,7 +352,7 @@ impl HttpClient {
             return;
         }
         let mut waiting = Vec::new();
-        if let Err(e) = self.read_body(resp, &mut waiting, events).await {
+        if let Err(e) = self.read_body(resp, &mut waiting, false, events).await {
             tracing::debug!("the upstream's GET stream ended: {e}");
         }
     }
@@ -328,24 +361,6 @@ impl HttpClient {
         if self.state.lock().unwrap_or_else(|e| e.into_inner()).session_id.is_some() {
             let _ = self.request(reqwest::Method::DELETE).send().await;
         }
-    }
-}
-
-/// Ids of the requests in a message or batch.
-fn request_ids(value: &Value) -> Vec<Value> {
-    let one = |v: &Value| v.get("method").and(v.get("id")).filter(|id| !id.is_null()).cloned();
-    match value {
-        Value::Array(items) => items.iter().filter_map(one).collect(),
-        v => one(v).into_iter().collect(),
-    }
-}
-
-/// Ids of the responses in a message or batch.
-fn answered_ids(value: &Value) -> Vec<Value> {
-    let one = |v: &Value| if v.get("method").is_none() { v.get("id").cloned() } else { None };
-    match value {
-        Value::Array(items) => items.iter().filter_map(one).collect(),
-        v => one(v).into_iter().collect(),
     }
 }
 
@@ -388,12 +403,5 @@ mod tests {
         assert!(p.push(b"event: message\r\ndata: {\"a\"").is_empty());
         assert_eq!(p.push(b":1}\r\n\r\n: keepalive\n\ndata: x\ndata: y\n\n"), vec!["{\"a\":1}", "x\ny"]);
         assert!(!p.pending());
-    }
-
-    #[test]
-    fn request_and_answer_ids() {
-        let batch = json!([{"id":1,"method":"a"},{"method":"n"},{"id":2,"result":{}}]);
-        assert_eq!(request_ids(&batch), vec![json!(1)]);
-        assert_eq!(answered_ids(&batch), vec![json!(2)]);
     }
 }

@@ -225,7 +225,7 @@ fn spawn(env: &Env, args: &[&str], pause: Option<(&str, &Path)>) -> Child {
         .env_remove("TOOLWARDEN_RULES")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(Stdio::piped());
     if let Some((stage, marker)) = pause {
         cmd.env("TOOLWARDEN_DEBUG_PAUSE", format!("{stage}:{}", marker.display()));
     }
@@ -528,8 +528,9 @@ fn concurrent_imports_all_land_and_the_index_keeps_up() {
         })
         .collect();
     let children: Vec<Child> = files.iter().map(|f| spawn(&env, &["import", f.to_str().unwrap()], None)).collect();
-    for mut child in children {
-        assert!(child.wait().unwrap().success());
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     let stats = env.json(["stats", "--format", "json"]);
     assert_eq!((stats["servers"].as_u64(), stats["tools"].as_u64()), (Some(4), Some(2000)));
