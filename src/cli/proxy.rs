@@ -25,6 +25,7 @@ use crate::proxy::redis_counters::{RedisCounters, StateFailure};
 use crate::proxy::relay::Pinned;
 use crate::proxy::reload::ReloadingGate;
 use crate::proxy::sqlite_counters::SqliteCounters;
+use crate::proxy::supervisor;
 use crate::proxy::upstream::UpstreamSpec;
 
 #[derive(Debug, clap::Args)]
@@ -92,6 +93,13 @@ pub struct Args {
     /// Only list and allow the tools of SERVER's pin (`toolwarden pin SERVER`) whose definition is unchanged
     #[arg(long, value_name = "SERVER")]
     pub require_pinned: Option<String>,
+    /// Restart a crashed upstream child up to N times in a row (a child that stays up a minute resets the count);
+    /// 0: the proxy exits when the child does
+    #[arg(long, value_name = "N", default_value_t = 0, conflicts_with = "upstream")]
+    pub restart: u32,
+    /// Seconds to wait before the first restart; doubled for each further restart in a row, up to 30 s
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, requires = "restart")]
+    pub restart_backoff: f64,
     /// The upstream server's command and arguments (stdio)
     #[arg(last = true, value_name = "CMD ARGS")]
     pub command: Vec<String>,
@@ -127,6 +135,11 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     if !(args.approval_timeout > 0.0 && args.approval_timeout.is_finite()) {
         return Err(UsageError("--approval-timeout must be a positive number of seconds".into()).into());
     }
+    if !(args.restart_backoff >= 0.0 && args.restart_backoff.is_finite()) {
+        return Err(UsageError("--restart-backoff must be a number of seconds (0 or more)".into()).into());
+    }
+    let restart = (args.restart > 0)
+        .then(|| supervisor::Policy::new(args.restart, Duration::from_secs_f64(args.restart_backoff)));
     let approve_for = args.approve_for.as_deref().map(|t| parse_duration("--approve-for", t)).transpose()?;
     let data_dir = g.data_dir();
     let journal = Arc::new(
@@ -195,6 +208,7 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         session_idle: Duration::from_secs(args.session_idle.max(1)),
         approvals: Some(Arc::new(approvals)),
         pinned,
+        restart,
     };
     crate::proxy::run(config)?;
     Ok(Outcome::Ok)

@@ -34,7 +34,7 @@ use super::counters;
 use super::probe::Heads;
 use super::relay::{Relay, ToClient};
 use super::session::{Outbox, Session};
-use super::upstream::{self, Events};
+use super::upstream::Events;
 use super::{Config, ProxyError};
 
 /// Unprompted messages kept for a session with no open stream; older ones are dropped beyond this.
@@ -325,17 +325,17 @@ fn open_session(app: &Arc<App>, identity: Option<String>) -> Result<(String, Arc
         return Err(reject(StatusCode::SERVICE_UNAVAILABLE, -32000, "toolwarden: too many open sessions; try later"));
     }
     let id = uuid::Uuid::new_v4().to_string();
-    let connected = upstream::connect(&app.config.upstream, app.config.max_message, &app.runtime).map_err(|e| {
+    let connected = super::connect(&app.config, &app.runtime).map_err(|e| {
         tracing::error!("{e}");
         reject(StatusCode::BAD_GATEWAY, -32000, &format!("toolwarden: {e}"))
     })?;
     let relay = Relay::new(Arc::clone(&app.config.gate), Arc::clone(&app.config.audit), id.clone(), identity.clone())
         .with_pinned(app.config.pinned.clone());
     let streams = Arc::new(Streams::default());
-    let session = Session::with_approvals(
+    let session = Session::connected(
         relay,
         Arc::clone(&streams) as Arc<dyn Outbox>,
-        Arc::clone(&connected.outbox),
+        &connected,
         app.config.call_timeout,
         app.runtime.clone(),
         app.config.approvals.clone(),

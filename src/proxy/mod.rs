@@ -24,6 +24,7 @@ pub mod reload;
 pub mod session;
 pub mod sqlite_counters;
 mod stdio;
+pub mod supervisor;
 pub mod upstream;
 
 use std::collections::HashMap;
@@ -75,6 +76,8 @@ pub struct Config {
     pub approvals: Option<Arc<approval::Approvals>>,
     /// `--require-pinned`: only the pinned definitions are listed and callable.
     pub pinned: Option<Arc<relay::Pinned>>,
+    /// `--restart`: a child upstream that crashes is restarted (`None`, or 0 restarts: the proxy gives up).
+    pub restart: Option<supervisor::Policy>,
 }
 
 impl std::fmt::Debug for Config {
@@ -84,7 +87,20 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("call_timeout", &self.call_timeout)
             .field("max_message", &self.max_message)
+            .field("restart", &self.restart)
             .finish_non_exhaustive()
+    }
+}
+
+/// Start (or prepare to reach) the upstream of one session: a child under a supervisor when `--restart`
+/// allows restarts, else as it is.
+fn connect(config: &Config, runtime: &tokio::runtime::Handle) -> Result<upstream::Connected, ProxyError> {
+    match (&config.upstream, config.restart) {
+        (UpstreamSpec::Command { program, args }, Some(policy)) if policy.max_restarts > 0 => {
+            let audit = Arc::clone(&config.audit);
+            supervisor::supervise(program, args, config.max_message, policy, config.call_timeout, audit, runtime)
+        }
+        (spec, _) => upstream::connect(spec, config.max_message, runtime),
     }
 }
 

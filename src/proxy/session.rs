@@ -14,8 +14,12 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use serde_json::Value;
+
 use super::approval::{self, Answer, Approvals};
-use super::relay::{Approved, Held, Relay, ToClient};
+use super::relay::{Approved, Held, Relay, ToClient, error_message};
+use super::supervisor::Link;
+use super::upstream::Connected;
 
 /// Where a session's messages go. Implementations must not block for long.
 pub trait Outbox: Send + Sync {
@@ -43,6 +47,8 @@ pub struct Session {
     wake: Arc<Notify>,
     approvals: Option<Arc<Approvals>>,
     runtime: tokio::runtime::Handle,
+    /// A supervised upstream (`--restart`): client messages are routed only while it is up.
+    link: Option<Arc<Link>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -78,6 +84,35 @@ impl Session {
         runtime: tokio::runtime::Handle,
         approvals: Option<Arc<Approvals>>,
     ) -> Arc<Session> {
+        Session::build(relay, to_client, to_upstream, call_timeout, runtime, approvals, None)
+    }
+
+    /// A session with the upstream `connected` (restarted when it crashes, if it is supervised).
+    pub fn connected(
+        relay: Relay,
+        to_client: Arc<dyn Outbox>,
+        connected: &Connected,
+        call_timeout: Duration,
+        runtime: tokio::runtime::Handle,
+        approvals: Option<Arc<Approvals>>,
+    ) -> Arc<Session> {
+        let (to_upstream, link) = (Arc::clone(&connected.outbox), connected.link());
+        let session = Session::build(relay, to_client, to_upstream, call_timeout, runtime, approvals, link.clone());
+        if let Some(link) = link {
+            link.attach(&session);
+        }
+        session
+    }
+
+    fn build(
+        relay: Relay,
+        to_client: Arc<dyn Outbox>,
+        to_upstream: Arc<dyn Outbox>,
+        call_timeout: Duration,
+        runtime: tokio::runtime::Handle,
+        approvals: Option<Arc<Approvals>>,
+        link: Option<Arc<Link>>,
+    ) -> Arc<Session> {
         let relay = relay.with_approvals(approvals.is_some());
         let wake = Arc::new(Notify::new());
         let session = Arc::new(Session {
@@ -89,6 +124,7 @@ impl Session {
             wake: Arc::clone(&wake),
             approvals,
             runtime: runtime.clone(),
+            link,
         });
         runtime.spawn(expire_calls(Arc::downgrade(&session), wake));
         session
@@ -100,6 +136,19 @@ impl Session {
 
     /// A message (or batch) from the client. Returns the ids of the requests forwarded upstream.
     pub fn from_client(self: &Arc<Self>, raw: &[u8]) -> Vec<String> {
+        // Held until the message is forwarded, so a supervised upstream cannot go down half-way through.
+        let _up = match &self.link {
+            None => None,
+            Some(link) => {
+                let up = link.read();
+                if !*up {
+                    drop(up);
+                    self.while_restarting(raw);
+                    return Vec::new();
+                }
+                Some(up)
+            }
+        };
         let out = self.relay.from_client(raw);
         for held in out.held {
             let session = Arc::clone(self);
@@ -152,14 +201,19 @@ impl Session {
             approvals.queue(&held, || self.relay.is_held(&held.key)).await
         };
         match answer {
-            Answer::Approved { by } => match self.relay.approved(&held.key, &by) {
-                Some(Approved::Forward(bytes, serial)) => {
-                    self.to_upstream.send(ToClient { bytes, answers: Vec::new() });
-                    self.arm(vec![(held.key, serial)]);
+            Answer::Approved { by } => {
+                // As in `from_client`: while a supervised upstream is down the call is not sent; it is then
+                // in the in-flight map that the restart drains (or already drained, and `approved` says so).
+                let up = self.link.as_ref().map(|link| link.read());
+                match self.relay.approved(&held.key, &by) {
+                    Some(Approved::Forward(bytes, serial)) if up.as_ref().is_none_or(|up| **up) => {
+                        self.to_upstream.send(ToClient { bytes, answers: Vec::new() });
+                        self.arm(vec![(held.key, serial)]);
+                    }
+                    Some(Approved::Refused(answer)) => self.to_client.send(answer),
+                    Some(Approved::Forward(..)) | None => {}
                 }
-                Some(Approved::Refused(answer)) => self.to_client.send(answer),
-                None => {}
-            },
+            }
             Answer::Refused { decision, reason, by } => {
                 if let Some(answer) = self.relay.refuse_held(&held.key, decision, &reason, by.as_deref()) {
                     self.to_client.send(answer);
@@ -193,6 +247,57 @@ impl Session {
         for answer in self.relay.upstream_closed(why) {
             self.disarm(&answer.answers);
             self.to_client.send(answer);
+        }
+    }
+
+    /// A message from the proxy itself to the client (a supervised upstream was restarted).
+    pub(crate) fn tell_client(&self, bytes: Vec<u8>) {
+        self.to_client.send(ToClient { bytes, answers: Vec::new() });
+    }
+
+    /// A client message while a supervised upstream is restarting. Requests get an error at once (queued, they
+    /// would run later against a fresh server, which is not what the agent asked for); the rest goes through
+    /// the relay, which answers what it answers itself (garbage, the client's replies to our elicitations),
+    /// and what it would forward upstream is dropped.
+    fn while_restarting(&self, raw: &[u8]) {
+        const RESTARTING: &str = "toolwarden: the upstream server is restarting; retry";
+        let is_request = |m: &Value| {
+            m.get("method").is_some_and(Value::is_string)
+                && matches!(m.get("id"), Some(Value::String(_) | Value::Number(_)))
+        };
+        let refuse = |m: &Value| error_message(m["id"].clone(), -32000, RESTARTING);
+        let (refused, rest): (Vec<ToClient>, Option<Vec<u8>>) = match serde_json::from_slice::<Value>(raw) {
+            Ok(Value::Array(items)) if !items.is_empty() => {
+                let (requests, others): (Vec<Value>, Vec<Value>) = items.into_iter().partition(is_request);
+                let answers: Vec<ToClient> = requests.iter().map(refuse).collect();
+                let batch = (!answers.is_empty()).then(|| {
+                    let values: Vec<Value> =
+                        answers.iter().filter_map(|a| serde_json::from_slice(&a.bytes).ok()).collect();
+                    ToClient {
+                        bytes: serde_json::to_vec(&values).unwrap_or_default(),
+                        answers: answers.into_iter().flat_map(|a| a.answers).collect(),
+                    }
+                });
+                let rest = (!others.is_empty()).then(|| serde_json::to_vec(&others).unwrap_or_default());
+                (batch.into_iter().collect(), rest)
+            }
+            Ok(m) if is_request(&m) => (vec![refuse(&m)], None),
+            _ => (Vec::new(), Some(raw.to_vec())),
+        };
+        if !refused.is_empty() {
+            tracing::debug!(session = %self.relay.session(), "refused a request: the upstream server is restarting");
+        }
+        for answer in refused {
+            self.to_client.send(answer);
+        }
+        if let Some(rest) = rest {
+            let out = self.relay.from_client(&rest);
+            for answer in out.client {
+                self.to_client.send(answer);
+            }
+            if out.upstream.is_some() {
+                tracing::debug!(session = %self.relay.session(), "dropped a message for the upstream server: it is restarting");
+            }
         }
     }
 

@@ -3,8 +3,9 @@
 //! Stdin is read on a dedicated thread with blocking reads and every message is decided and forwarded on that
 //! same thread; stdout is one locked writer shared by the two directions. Logs never go to stdout: it carries
 //! the MCP stream. When stdin ends the upstream's stdin is closed; when the upstream exits, requests in flight
-//! are answered with errors and the proxy exits with an error naming the exit status (restarting a server
-//! with unknown state behind an agent's back would hide the failure).
+//! are answered with errors and the proxy exits with an error naming the exit status: restarting a server
+//! whose state is unknown behind an agent's back could hide the failure, so it is restarted only when the user
+//! asked for it (`--restart N`, see [`super::supervisor`]), and then the exit is still logged and audited.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,7 @@ use tokio::sync::mpsc;
 use super::lines::{Frame, LineReader};
 use super::relay::{Relay, ToClient, error_message};
 use super::session::{Outbox, Session};
-use super::upstream::{self, Events};
+use super::upstream::Events;
 use super::{Config, ProxyError};
 
 struct Stdout {
@@ -55,18 +56,12 @@ impl Events for StdioEvents {
 
 pub(super) async fn serve(config: Config) -> Result<(), ProxyError> {
     let runtime = tokio::runtime::Handle::current();
-    let connected = upstream::connect(&config.upstream, config.max_message, &runtime)?;
+    let connected = super::connect(&config, &runtime)?;
     let session_id = format!("stdio-{}", uuid::Uuid::new_v4());
     let relay = Relay::new(config.gate, config.audit, session_id, None).with_pinned(config.pinned);
     let stdout: Arc<dyn Outbox> = Arc::new(Stdout { out: Mutex::new(std::io::stdout()) });
-    let session = Session::with_approvals(
-        relay,
-        Arc::clone(&stdout),
-        Arc::clone(&connected.outbox),
-        config.call_timeout,
-        runtime,
-        config.approvals,
-    );
+    let session =
+        Session::connected(relay, Arc::clone(&stdout), &connected, config.call_timeout, runtime, config.approvals);
     let (end_tx, mut end_rx) = mpsc::unbounded_channel();
     connected.start(Arc::new(StdioEvents { session: Arc::clone(&session), end: end_tx.clone() }));
 

@@ -26,6 +26,7 @@ use super::lines::{Frame, LineReader};
 use super::probe::Heads;
 use super::relay::ToClient;
 use super::session::Outbox;
+use super::supervisor::Link;
 
 /// Where the upstream server is.
 #[derive(Debug, Clone)]
@@ -44,6 +45,9 @@ pub trait Events: Send + Sync + 'static {
 pub struct Connected {
     pub outbox: Arc<dyn Outbox>,
     start: Box<dyn FnOnce(Arc<dyn Events>) + Send>,
+    /// Set when the upstream is a child that is restarted when it crashes (`--restart`): the session checks it
+    /// before forwarding, so nothing reaches a child that is down or not initialised yet.
+    link: Option<Arc<Link>>,
 }
 
 impl std::fmt::Debug for Connected {
@@ -53,6 +57,18 @@ impl std::fmt::Debug for Connected {
 }
 
 impl Connected {
+    pub(crate) fn supervised(
+        outbox: Arc<dyn Outbox>,
+        start: Box<dyn FnOnce(Arc<dyn Events>) + Send>,
+        link: Arc<Link>,
+    ) -> Connected {
+        Connected { outbox, start, link: Some(link) }
+    }
+
+    pub fn link(&self) -> Option<Arc<Link>> {
+        self.link.clone()
+    }
+
     pub fn start(self, events: Arc<dyn Events>) {
         (self.start)(events)
     }
@@ -70,9 +86,21 @@ pub fn connect(
     }
 }
 
-struct ChildOutbox {
+/// The stdin of a child upstream, and the child itself (to kill it).
+pub(crate) struct ChildOutbox {
     stdin: Mutex<Option<ChildStdin>>,
     child: Arc<Mutex<Child>>,
+}
+
+impl ChildOutbox {
+    /// Kill the child now (its reader then reports the exit as usual).
+    pub(crate) fn kill(&self) {
+        drop(self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(child.try_wait(), Ok(None)) {
+            let _ = child.kill();
+        }
+    }
 }
 
 impl Outbox for ChildOutbox {
@@ -103,6 +131,19 @@ impl Outbox for ChildOutbox {
 }
 
 fn spawn_child(program: &str, args: &[String], max_message: usize) -> Result<Connected, ProxyError> {
+    let (outbox, start) = spawn(program, args, max_message)?;
+    Ok(Connected { outbox, start, link: None })
+}
+
+/// What starts reading a child's stdout once its events have somewhere to go.
+pub(crate) type Start = Box<dyn FnOnce(Arc<dyn Events>) + Send>;
+
+/// Start a child; its stdout is read (on a thread of its own) once `Start` is called.
+pub(crate) fn spawn(
+    program: &str,
+    args: &[String],
+    max_message: usize,
+) -> Result<(Arc<ChildOutbox>, Start), ProxyError> {
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
@@ -145,7 +186,7 @@ fn spawn_child(program: &str, args: &[String], max_message: usize) -> Result<Con
             events.closed(&status);
         });
     };
-    Ok(Connected { outbox, start: Box::new(start) })
+    Ok((outbox, Box::new(start)))
 }
 
 struct HttpOutbox {
@@ -221,7 +262,7 @@ fn http(url: &str, headers: &[(String, String)], runtime: &tokio::runtime::Handl
             http.delete().await;
         });
     };
-    Ok(Connected { outbox, start: Box::new(start) })
+    Ok(Connected { outbox, start: Box::new(start), link: None })
 }
 
 /// One client for every session: one connection pool, and TLS roots loaded once rather than per session.

@@ -802,3 +802,6 @@ mod redis_state;
 
 #[path = "proxy_sqlite.rs"]
 mod sqlite_state;
+
+#[path = "proxy_restart.rs"]
+mod restart;
