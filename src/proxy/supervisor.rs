@@ -148,6 +148,9 @@ struct Inner {
     shutdown: bool,
     /// The frontend was told the upstream is closed; nothing more happens.
     finished: bool,
+    /// Where a child's messages and the final close go; dropped when finished, which breaks the cycle
+    /// supervisor → frontend → session → supervisor.
+    frontend: Option<Arc<dyn Events>>,
 }
 
 /// A child upstream that is restarted when it crashes. See the module docs.
@@ -161,7 +164,6 @@ pub struct Supervisor {
     audit: Arc<Audit>,
     runtime: tokio::runtime::Handle,
     link: Arc<Link>,
-    frontend: OnceLock<Arc<dyn Events>>,
     /// Where the session's messages go: the child, once it is up and initialised; `None` otherwise.
     current: Mutex<Option<Arc<ChildOutbox>>>,
     /// Messages must be looked at: the handshake is still being learned, or being replayed.
@@ -201,7 +203,6 @@ pub fn supervise(
         audit,
         runtime: runtime.clone(),
         link: Arc::clone(&link),
-        frontend: OnceLock::new(),
         current: Mutex::new(Some(Arc::clone(&child))),
         watching: AtomicBool::new(true),
         inner: Mutex::new(Inner {
@@ -214,14 +215,15 @@ pub fn supervise(
             last_exit: String::new(),
             shutdown: false,
             finished: false,
+            frontend: None,
         }),
         wake: Condvar::new(),
         this: this.clone(),
     });
     let sup = Arc::clone(&supervisor);
     let begin = move |events: Arc<dyn Events>| {
-        let _ = sup.frontend.set(events);
-        start(Arc::new(ChildEvents { supervisor: Arc::downgrade(&sup), generation: 0 }));
+        sup.inner().frontend = Some(Arc::clone(&events));
+        start(Arc::new(ChildEvents { supervisor: Arc::downgrade(&sup), generation: 0, frontend: events }));
     };
     Ok(Connected::supervised(supervisor, Box::new(begin), link))
 }
@@ -256,17 +258,18 @@ impl Outbox for Supervisor {
 struct ChildEvents {
     supervisor: Weak<Supervisor>,
     generation: u64,
+    frontend: Arc<dyn Events>,
 }
 
 impl Events for ChildEvents {
     fn message(&self, raw: &[u8]) {
-        let Some(sup) = self.supervisor.upgrade() else { return };
-        if sup.watching.load(Ordering::Relaxed) && sup.note_upstream(self.generation, raw) {
+        if let Some(sup) = self.supervisor.upgrade()
+            && sup.watching.load(Ordering::Relaxed)
+            && sup.note_upstream(self.generation, raw)
+        {
             return;
         }
-        if let Some(frontend) = sup.frontend.get() {
-            frontend.message(raw);
-        }
+        self.frontend.message(raw);
     }
 
     fn closed(&self, why: &str) {
@@ -293,10 +296,6 @@ impl Supervisor {
 
     fn current(&self) -> MutexGuard<'_, Option<Arc<ChildOutbox>>> {
         self.current.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn frontend(&self) -> Option<&Arc<dyn Events>> {
-        self.frontend.get()
     }
 
     fn session_name(&self) -> String {
@@ -368,13 +367,9 @@ impl Supervisor {
             inner.last_exit = why.to_string();
             *self.current() = None;
             if inner.shutdown {
-                inner.finished = true;
-                drop(inner);
                 // The client left first: the child's exit is the normal end.
-                if let Some(frontend) = self.frontend() {
-                    frontend.closed(why);
-                }
-                return;
+                drop(inner);
+                return self.end(why, false);
             }
         }
         // Down before the drain: a request the session routes from now on is refused as "restarting", and one
@@ -394,7 +389,7 @@ impl Supervisor {
                 let max = self.policy.max_restarts;
                 let plural = if max == 1 { "" } else { "s" };
                 let message = format!("{why}; gave up after {max} restart{plural} in a row (--restart {max})");
-                return self.give_up(&message);
+                return self.end(&message, true);
             };
             let message = format!(
                 "the upstream server exited ({why}); restarting it in {:.3} s (restart {n} of {} in a row)",
@@ -404,7 +399,7 @@ impl Supervisor {
             tracing::warn!(session = %self.session_name(), "{message}");
             self.audit.event("upstream_exited", false, &message);
             if !self.wait(delay) {
-                return self.give_up(&format!("{why}; the client left while it was restarting"));
+                return self.end(&format!("{why}; the client left while it was restarting"), false);
             }
             match upstream::spawn(&self.program, &self.args, self.max_message) {
                 Ok((child, start)) => return self.started(child, start, n),
@@ -432,8 +427,13 @@ impl Supervisor {
 
     /// A new child runs: replay the handshake to it, or (when the client had not finished one) let it be.
     fn started(&self, child: Arc<ChildOutbox>, start: upstream::Start, n: u32) {
-        let (generation, replay) = {
+        let (generation, replay, frontend) = {
             let mut inner = self.inner();
+            let Some(frontend) = inner.frontend.clone() else {
+                // Ended meanwhile (the client left): this child has no one to serve.
+                drop(inner);
+                return child.kill();
+            };
             inner.generation += 1;
             inner.child = Some(Arc::clone(&child));
             inner.started = Instant::now();
@@ -452,9 +452,9 @@ impl Supervisor {
                 }
             };
             self.watching.store(true, Ordering::Relaxed);
-            (inner.generation, replay)
+            (inner.generation, replay, frontend)
         };
-        start(Arc::new(ChildEvents { supervisor: self.this.clone(), generation }));
+        start(Arc::new(ChildEvents { supervisor: self.this.clone(), generation, frontend }));
         let Some(initialize) = replay else {
             return self.up(generation, n, false);
         };
@@ -497,15 +497,7 @@ impl Supervisor {
             )),
         };
         if let Some(problem) = problem {
-            let child = {
-                let mut inner = self.inner();
-                inner.shutdown = true;
-                inner.child.clone()
-            };
-            if let Some(child) = child {
-                child.kill();
-            }
-            return self.give_up(&format!("{exit}; {problem}; giving up"));
+            return self.end(&format!("{exit}; {problem}; giving up"), true);
         }
         let child = self.inner().child.clone();
         if let Some(child) = child {
@@ -539,17 +531,26 @@ impl Supervisor {
         }
     }
 
-    /// Stop restarting and tell the frontend the upstream is gone for good.
-    fn give_up(&self, why: &str) {
-        {
+    /// Stop: kill a child still running, and tell the frontend the upstream is gone for good (`gave_up`: because
+    /// restarting failed, which is audited; otherwise the client left).
+    fn end(&self, why: &str, gave_up: bool) {
+        let (child, frontend) = {
             let mut inner = self.inner();
             if inner.finished {
                 return;
             }
             inner.finished = true;
+            inner.shutdown = true;
+            (inner.child.take(), inner.frontend.take())
+        };
+        *self.current() = None;
+        if let Some(child) = child {
+            child.kill();
         }
-        self.audit.event("upstream_given_up", false, &format!("the upstream server exited ({why})"));
-        if let Some(frontend) = self.frontend() {
+        if gave_up {
+            self.audit.event("upstream_given_up", false, &format!("the upstream server exited ({why})"));
+        }
+        if let Some(frontend) = frontend {
             frontend.closed(why);
         }
     }

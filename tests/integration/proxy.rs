@@ -38,6 +38,21 @@ impl StdioProxy {
         fixture_server: bool,
         capabilities: Value,
     ) -> StdioProxy {
+        let mut proxy = StdioProxy::spawn(env, policy, extra);
+        let init = proxy.request(
+            "initialize",
+            json!({"protocolVersion":"2025-06-18","capabilities":capabilities,"clientInfo":{"name":"test","version":"1"}}),
+        );
+        if fixture_server {
+            assert_eq!(init["result"]["serverInfo"]["name"], json!("proxy-fixture"), "{init}");
+        }
+        assert!(init.get("result").is_some(), "{init}");
+        proxy.send_raw(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        proxy
+    }
+
+    /// The proxy running, before any handshake.
+    pub(crate) fn spawn(env: &Env, policy: &str, extra: &[&str]) -> StdioProxy {
         let policy = env.write("policy.json", policy);
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("toolwarden"));
         cmd.current_dir(env.dir.path())
@@ -63,17 +78,7 @@ impl StdioProxy {
             }
         });
         let stdin = child.stdin.take();
-        let mut proxy = StdioProxy { child, stdin, lines, next_id: 100 };
-        let init = proxy.request(
-            "initialize",
-            json!({"protocolVersion":"2025-06-18","capabilities":capabilities,"clientInfo":{"name":"test","version":"1"}}),
-        );
-        if fixture_server {
-            assert_eq!(init["result"]["serverInfo"]["name"], json!("proxy-fixture"), "{init}");
-        }
-        assert!(init.get("result").is_some(), "{init}");
-        proxy.send_raw(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-        proxy
+        StdioProxy { child, stdin, lines, next_id: 100 }
     }
 
     pub(crate) fn send_raw(&mut self, line: &str) {

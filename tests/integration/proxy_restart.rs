@@ -196,3 +196,61 @@ fn an_http_session_keeps_its_id_across_a_restart_of_its_child() {
         of(&events, "call").iter().map(|e| (e["pid"].as_u64().unwrap(), e["name"].as_str().unwrap())).collect();
     assert_eq!(calls, [(first, "echo"), (first, "crash"), (second, "echo")]);
 }
+
+#[test]
+fn a_server_that_crashes_before_the_handshake_is_restarted_without_a_replay() {
+    let env = Env::new();
+    let marker = env.path("crashed-once");
+    let server = server_with(&env, &[("CRASH_FIRST_INITIALIZE", marker.display().to_string())]);
+    let mut proxy = StdioProxy::spawn(&env, POLICY, &args(&["--restart", "3", "--restart-backoff", "0.01"], &server));
+    let params = json!({"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"test","version":"1"}});
+    let failed = proxy.request("initialize", params.clone());
+    assert_eq!(failed["error"]["code"], json!(-32000), "the first process died on it: {failed}");
+    // No handshake completed, so there is none to replay: the next process waits for the client's own. Until it
+    // is up the client is told to retry (bounded; each answer is checked).
+    let mut init = None;
+    for _ in 0..500 {
+        let answer = proxy.request("initialize", params.clone());
+        if answer.get("result").is_some() {
+            init = Some(answer);
+            break;
+        }
+        assert_eq!(answer["error"]["message"], json!("toolwarden: the upstream server is restarting; retry"));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(init.expect("initialized after the restart")["result"]["serverInfo"]["name"], json!("proxy-fixture"));
+    proxy.send_raw(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    assert_eq!(text(&proxy.call("echo", json!({}))), "{}");
+    let inits: Vec<Value> = of(&events(&env), "initialize").into_iter().cloned().collect();
+    assert_eq!(inits.len(), 2, "{inits:?}");
+    assert!(inits.iter().all(|i| i["id"].is_u64()), "both are the client's own: {inits:?}");
+
+    // The handshake learned from the second process is the one replayed to the third.
+    let crash = proxy.call("crash", json!({}));
+    assert_eq!(crash["error"]["code"], json!(-32000), "{crash}");
+    assert_eq!(proxy.recv()["method"], json!("notifications/tools/list_changed"));
+    assert_eq!(text(&proxy.call("echo", json!({"again": true}))), r#"{"again": true}"#);
+    let inits: Vec<Value> = of(&events(&env), "initialize").into_iter().cloned().collect();
+    assert_eq!(inits.len(), 3, "{inits:?}");
+    assert!(inits[2]["id"].as_str().is_some_and(|id| id.starts_with("toolwarden-")), "{inits:?}");
+    assert_eq!(inits[2]["params"], inits[1]["params"]);
+}
+
+#[test]
+fn a_restarted_server_that_never_answers_the_replayed_initialize_is_killed_and_counted() {
+    let env = Env::new();
+    // `replay.go` is never written: the restarted process holds its handshake until --call-timeout kills it.
+    let server = server_with(&env, &[("HOLD_REPLAY", env.path("replay.go").display().to_string())]);
+    let flags = ["--restart", "1", "--restart-backoff", "0.01", "--call-timeout", "0.5"];
+    let mut proxy = StdioProxy::start(&env, POLICY, &args(&flags, &server));
+    let crash = proxy.call("crash", json!({}));
+    assert_eq!(crash["error"]["code"], json!(-32000), "{crash}");
+    let status = proxy.child.wait().unwrap();
+    assert_eq!(status.code(), Some(2));
+    let mut stderr = String::new();
+    proxy.child.stderr.as_mut().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(stderr.contains("did not answer the replayed initialize"), "{stderr}");
+    assert!(stderr.contains("gave up after 1 restart in a row (--restart 1))"), "{stderr}");
+    let inits = of(&events(&env), "initialize").len();
+    assert_eq!(inits, 2, "the original process and the one that was killed");
+}
