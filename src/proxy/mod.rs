@@ -5,7 +5,8 @@
 //! (`policy::decide` behind that gate), [`counters`] (windowed rate and spend limits; [`redis_counters`] shares them between replicas,
 //! [`sqlite_counters`] keeps them in a file across restarts), [`relay`] (one
 //! session's routing and rewriting, no I/O), [`audit`] (one JSON line per decision), [`session`] (a relay wired to its peers, with call deadlines), then the
-//! transports: [`stdio`] and [`http`] frontends, [`upstream`] children and HTTP endpoints. The relay works on
+//! transports: [`stdio`] and [`http`] frontends, [`upstream`] children and HTTP endpoints, and [`supervisor`]
+//! (`--restart`: a crashed child restarted with back-off and the client's handshake replayed). The relay works on
 //! raw JSON-RPC rather than re-terminating MCP with typed handlers, so whatever the two peers say to each
 //! other, including protocol features newer than this build, passes unchanged; see `doc/proxy.md`.
 

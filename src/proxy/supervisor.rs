@@ -429,10 +429,12 @@ impl Supervisor {
     fn started(&self, child: Arc<ChildOutbox>, start: upstream::Start, n: u32) {
         let (generation, replay, frontend) = {
             let mut inner = self.inner();
-            let Some(frontend) = inner.frontend.clone() else {
-                // Ended meanwhile (the client left): this child has no one to serve.
+            let frontend = inner.frontend.clone().filter(|_| !inner.shutdown);
+            let Some(frontend) = frontend else {
+                // The client left while it was being started: this child has no one to serve.
                 drop(inner);
-                return child.kill();
+                child.kill();
+                return self.end("the client left while the upstream server was restarting", false);
             };
             inner.generation += 1;
             inner.child = Some(Arc::clone(&child));

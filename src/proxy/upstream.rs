@@ -93,12 +93,14 @@ pub(crate) struct ChildOutbox {
 }
 
 impl ChildOutbox {
-    /// Kill the child now (its reader then reports the exit as usual).
+    /// Kill the child now and reap it (its reader, if started, then reports the exit as usual: the status is
+    /// kept by `Child`).
     pub(crate) fn kill(&self) {
         drop(self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take());
         let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
         if matches!(child.try_wait(), Ok(None)) {
             let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
