@@ -66,6 +66,11 @@ fn stdio_part(
     bare.env("TOOLWARDEN_DATA_DIR", data);
     bare.args(["proxy", "--policy", policy, "--no-audit-db", "--"]).arg(exe);
     let without_db = stdio_run(bare, calls);
+    // `--restart` puts a supervisor on the message path (a read lock and a mutex per message): same flags otherwise.
+    let mut supervised = Command::new(toolwarden);
+    supervised.env("TOOLWARDEN_DATA_DIR", data);
+    supervised.args(["proxy", "--policy", policy, "--no-audit-db", "--restart", "3", "--"]).arg(exe);
+    let with_restart = stdio_run(supervised, calls);
     let mut proxy = Command::new(toolwarden);
     proxy.env("TOOLWARDEN_DATA_DIR", data);
     proxy.args(["proxy", "--policy", policy, "--"]).arg(exe);
@@ -86,6 +91,8 @@ fn stdio_part(
     });
     report("direct", &direct, None);
     report("proxy, --no-audit-db", &without_db, Some(&direct));
+    report("proxy, --no-audit-db --restart 3", &with_restart, Some(&direct));
+    report("--restart 3 vs without", &with_restart, Some(&without_db));
     report("through proxy (audit table)", &proxied, Some(&direct));
     report("proxy + audit log", &with_audit, Some(&direct));
     report("proxy + SQLite state", &with_sqlite, Some(&direct));
