@@ -55,6 +55,17 @@ fn assert_replayed(env: &Env) -> (u64, u64) {
     (first, second)
 }
 
+/// Crash the server with a call (which gets the error), then wait for the proxy to give up: its stderr.
+fn crash_until_given_up(mut proxy: StdioProxy) -> String {
+    let crash = proxy.call("crash", json!({}));
+    assert_eq!(crash["error"]["code"], json!(-32000), "{crash}");
+    let status = proxy.child.wait().unwrap();
+    let mut stderr = String::new();
+    proxy.child.stderr.as_mut().unwrap().read_to_string(&mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    stderr
+}
+
 #[test]
 fn a_crashed_stdio_server_is_restarted_and_the_handshake_replayed() {
     let env = Env::new();
@@ -145,13 +156,8 @@ fn a_server_that_always_crashes_is_given_up_after_n_restarts() {
 fn a_restarted_server_speaking_another_protocol_version_ends_the_session() {
     let env = Env::new();
     let server = server_with(&env, &[("REPLAY_PROTOCOL", "2024-11-05".to_string())]);
-    let mut proxy = StdioProxy::start(&env, POLICY, &args(&["--restart", "3", "--restart-backoff", "0.01"], &server));
-    let crash = proxy.call("crash", json!({}));
-    assert_eq!(crash["error"]["code"], json!(-32000), "{crash}");
-    let status = proxy.child.wait().unwrap();
-    assert_eq!(status.code(), Some(2));
-    let mut stderr = String::new();
-    proxy.child.stderr.as_mut().unwrap().read_to_string(&mut stderr).unwrap();
+    let proxy = StdioProxy::start(&env, POLICY, &args(&["--restart", "3", "--restart-backoff", "0.01"], &server));
+    let stderr = crash_until_given_up(proxy);
     assert!(
         stderr.contains("the restarted server answered initialize with protocol version 2024-11-05, but this session uses 2025-06-18"),
         "{stderr}"
@@ -242,13 +248,8 @@ fn a_restarted_server_that_never_answers_the_replayed_initialize_is_killed_and_c
     // `replay.go` is never written: the restarted process holds its handshake until --call-timeout kills it.
     let server = server_with(&env, &[("HOLD_REPLAY", env.path("replay.go").display().to_string())]);
     let flags = ["--restart", "1", "--restart-backoff", "0.01", "--call-timeout", "0.5"];
-    let mut proxy = StdioProxy::start(&env, POLICY, &args(&flags, &server));
-    let crash = proxy.call("crash", json!({}));
-    assert_eq!(crash["error"]["code"], json!(-32000), "{crash}");
-    let status = proxy.child.wait().unwrap();
-    assert_eq!(status.code(), Some(2));
-    let mut stderr = String::new();
-    proxy.child.stderr.as_mut().unwrap().read_to_string(&mut stderr).unwrap();
+    let proxy = StdioProxy::start(&env, POLICY, &args(&flags, &server));
+    let stderr = crash_until_given_up(proxy);
     assert!(stderr.contains("did not answer the replayed initialize"), "{stderr}");
     assert!(stderr.contains("gave up after 1 restart in a row (--restart 1))"), "{stderr}");
     let inits = of(&events(&env), "initialize").len();
