@@ -255,3 +255,24 @@ fn a_restarted_server_that_never_answers_the_replayed_initialize_is_killed_and_c
     let inits = of(&events(&env), "initialize").len();
     assert_eq!(inits, 2, "the original process and the one that was killed");
 }
+
+#[test]
+fn a_client_that_leaves_during_the_back_off_ends_the_proxy_without_a_restart() {
+    let env = Env::new();
+    let server = server_with(&env, &[]);
+    // Ten minutes of back-off: the proxy exits in time only because the client leaving interrupts the wait.
+    let flags = ["--restart", "3", "--restart-backoff", "600", "--audit", "audit.jsonl"];
+    let mut proxy = StdioProxy::start(&env, POLICY, &args(&flags, &server));
+    let crash = proxy.call("crash", json!({}));
+    assert_eq!(crash["error"]["code"], json!(-32000), "{crash}");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(proxy.finish());
+    });
+    let (ok, stderr) = rx.recv_timeout(PATIENCE).expect("the proxy exited during the back-off");
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("restarting it in 600.000 s (restart 1 of 3 in a row)"), "{stderr}");
+    assert_eq!(of(&events(&env), "initialize").len(), 1, "no second process");
+    let names: Vec<String> = audit_events(&env).iter().map(|e| e["event"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names, ["upstream_exited"], "leaving is not a failure to restart");
+}
