@@ -105,6 +105,14 @@ impl Session {
             let session = Arc::clone(self);
             self.runtime.spawn(async move { session.decide_held(held).await });
         }
+        for reserving in out.reserving {
+            let session = Arc::clone(self);
+            self.runtime.spawn(async move {
+                let reserved = session.relay.reserve_async(reserving.charges).await;
+                let decided = session.relay.reserved(&reserving.key, reserved);
+                session.go_on(reserving.key, decided);
+            });
+        }
         for answer in out.client {
             self.to_client.send(answer);
         }
@@ -152,19 +160,28 @@ impl Session {
             approvals.queue(&held, || self.relay.is_held(&held.key)).await
         };
         match answer {
-            Answer::Approved { by } => match self.relay.approved(&held.key, &by) {
-                Some(Approved::Forward(bytes, serial)) => {
-                    self.to_upstream.send(ToClient { bytes, answers: Vec::new() });
-                    self.arm(vec![(held.key, serial)]);
-                }
-                Some(Approved::Refused(answer)) => self.to_client.send(answer),
-                None => {}
-            },
+            Answer::Approved { by } => {
+                let decided = self.relay.approved(&held.key, &by);
+                self.go_on(held.key, decided);
+            }
             Answer::Refused { decision, reason, by } => {
                 if let Some(answer) = self.relay.refuse_held(&held.key, decision, &reason, by.as_deref()) {
                     self.to_client.send(answer);
                 }
             }
+        }
+    }
+
+    /// Forward a call whose limits were reserved after the fact (approved, or reserved in a remote store), or
+    /// send the client its refusal.
+    fn go_on(&self, key: String, decided: Option<Approved>) {
+        match decided {
+            Some(Approved::Forward(bytes, serial)) => {
+                self.to_upstream.send(ToClient { bytes, answers: Vec::new() });
+                self.arm(vec![(key, serial)]);
+            }
+            Some(Approved::Refused(answer)) => self.to_client.send(answer),
+            None => {}
         }
     }
 
