@@ -38,6 +38,7 @@ use serde_json::{Value, json};
 use super::audit::{self, Audit, Record};
 use super::counters::{Charge, Reservation};
 use super::gate::{Call, CallOutcome, Gate, Refused, Verdict};
+use super::probe::AnswerHead;
 
 /// JSON-RPC error codes we answer with.
 const PARSE_ERROR: i64 = -32700;
@@ -510,6 +511,9 @@ impl Relay {
 
     /// Route one message (or batch) from the upstream. `None`: nothing to send (garbage, or a late answer).
     pub fn from_upstream(&self, raw: &[u8]) -> Option<ToClient> {
+        if let Some(answer) = self.answer_from_upstream(raw) {
+            return answer;
+        }
         let value: Value = match serde_json::from_slice(raw) {
             Ok(v) => v,
             Err(e) => {
@@ -542,6 +546,28 @@ impl Relay {
                 Some(ToClient { bytes, answers: key.into_iter().collect() })
             }
         }
+    }
+
+    /// The common case without building the answer: one response to a forwarded call (or any request but
+    /// `tools/list`, whose result is rewritten), passed on as its original bytes. `None`: take the full path.
+    fn answer_from_upstream(&self, raw: &[u8]) -> Option<Option<ToClient>> {
+        let head = AnswerHead::read(raw)?;
+        let key = head.id.as_ref().and_then(valid_id)?;
+        let pending = {
+            let mut inflight = self.lock();
+            if matches!(inflight.get(&key)?.kind, Kind::ToolsList) {
+                return None;
+            }
+            inflight.remove(&key)?
+        };
+        if let Kind::ToolsCall { tool, digest, args, charges, rule } = pending.kind {
+            let failed = head.error || head.is_error == Some(true);
+            let outcome = if failed { CallOutcome::Failure } else { CallOutcome::Success };
+            self.gate.settle(charges, outcome);
+            let call = Finished { tool: &tool, digest, args: args.as_ref(), rule: rule.as_deref() };
+            self.audit_finished(call, if failed { "error" } else { "ok" }, pending.started);
+        }
+        Some(Some(ToClient { bytes: raw.to_vec(), answers: vec![key] }))
     }
 
     /// `Some((None, key))`: relay the original bytes; `Some((Some(v), key))`: relay `v` instead. When `raw` is

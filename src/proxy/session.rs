@@ -117,7 +117,8 @@ impl Session {
             self.to_client.send(answer);
         }
         if let Some(bytes) = out.upstream {
-            self.to_upstream.send(ToClient { bytes, answers: Vec::new() });
+            // `answers` names the requests the message carries, for an HTTP upstream that waits for their answers.
+            self.to_upstream.send(ToClient { bytes, answers: out.forwarded.clone() });
         }
         self.arm(out.deadlines);
         out.forwarded
@@ -177,7 +178,7 @@ impl Session {
     fn go_on(&self, key: String, decided: Option<Approved>) {
         match decided {
             Some(Approved::Forward(bytes, serial)) => {
-                self.to_upstream.send(ToClient { bytes, answers: Vec::new() });
+                self.to_upstream.send(ToClient { bytes, answers: vec![key.clone()] });
                 self.arm(vec![(key, serial)]);
             }
             Some(Approved::Refused(answer)) => self.to_client.send(answer),
@@ -185,12 +186,13 @@ impl Session {
         }
     }
 
-    /// A message (or batch) from the upstream.
-    pub fn from_upstream(&self, raw: &[u8]) {
-        if let Some(message) = self.relay.from_upstream(raw) {
-            self.disarm(&message.answers);
-            self.to_client.send(message);
-        }
+    /// A message (or batch) from the upstream; returns the keys of the client requests it answered.
+    pub fn from_upstream(&self, raw: &[u8]) -> Vec<String> {
+        let Some(message) = self.relay.from_upstream(raw) else { return Vec::new() };
+        self.disarm(&message.answers);
+        let answered = message.answers.clone();
+        self.to_client.send(message);
+        answered
     }
 
     fn disarm(&self, answered: &[String]) {
