@@ -27,6 +27,7 @@ fn main() {
     match std::env::var(SERVER_ENV).as_deref() {
         Ok("stdio") => return serve_stdio(),
         Ok(port) if port.starts_with("http:") => return serve_http(&port[5..]),
+        Ok(spec) if spec.starts_with("relay:") => return null_relay(&spec[6..]),
         _ => {}
     }
     let calls: usize = std::env::var("BENCH_CALLS").ok().and_then(|n| n.parse().ok()).unwrap_or(20_000);
@@ -121,16 +122,24 @@ fn http_part(
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let server = HttpServer::start(exe, None);
     let proxy = HttpProxy::start(toolwarden, policy, data, &server.url, &[], None);
+    let relay = HttpProxy::null_relay(exe, &server.url, None);
     let direct = measure(&rt, &server.url, clients, per_client, &server, None);
+    let floor = measure(&rt, &relay.url, clients, per_client, &server, Some(&relay));
     let proxied = measure(&rt, &proxy.url, clients, per_client, &server, Some(&proxy));
-    drop(proxy);
+    drop((proxy, relay));
     let with_redis = redis.map(|redis| {
         let proxy = HttpProxy::start(toolwarden, policy, data, &server.url, &["--state", &redis.url], None);
         measure(&rt, &proxy.url, clients, per_client, &server, Some(&proxy))
     });
     report("direct", &direct.run, None);
+    report("null relay (floor)", &floor.run, Some(&direct.run));
     report("through proxy", &proxied.run, Some(&direct.run));
-    println!("  throughput through the proxy: {:.0} % of direct", 100.0 * proxied.run.rate / direct.run.rate);
+    println!(
+        "  throughput through the proxy: {:.0} % of direct ({:.0} % of the null relay, which reaches {:.0} % of direct)",
+        100.0 * proxied.run.rate / direct.run.rate,
+        100.0 * proxied.run.rate / floor.run.rate,
+        100.0 * floor.run.rate / direct.run.rate
+    );
     if let Some(run) = &with_redis {
         report("proxy + Redis state", &run.run, Some(&direct.run));
         println!("  throughput with Redis state: {:.0} % of direct", 100.0 * run.run.rate / direct.run.rate);
@@ -142,6 +151,11 @@ fn http_part(
         proxied.server,
         proxied.proxy,
         proxied.proxy / (direct.client + direct.server)
+    );
+    println!(
+        "                     null relay: {:.1} ({:.2}x the direct pair)",
+        floor.proxy,
+        floor.proxy / (direct.client + direct.server)
     );
     if let Some(run) = &with_redis {
         println!("                     proxy with Redis state: {:.1}", run.proxy);
@@ -166,11 +180,16 @@ fn http_part(
     }
     let server = HttpServer::start(exe, Some(0));
     let proxy = HttpProxy::start(toolwarden, policy, data, &server.url, &[], Some(1));
+    let relay = HttpProxy::null_relay(exe, &server.url, Some(1));
     let direct = measure(&rt, &server.url, clients, per_client, &server, None);
+    let floor = measure(&rt, &relay.url, clients, per_client, &server, Some(&relay));
+    drop(relay);
     let proxied = measure(&rt, &proxy.url, clients, per_client, &server, Some(&proxy));
     println!("  proxy on CPU 1, client and server on CPU 0:");
     report("direct", &direct.run, None);
+    report("null relay (floor)", &floor.run, Some(&direct.run));
     report("through proxy", &proxied.run, Some(&direct.run));
+    println!("  null relay: {:.0} % of direct", 100.0 * floor.run.rate / direct.run.rate);
     println!("  throughput through the proxy: {:.0} % of direct", 100.0 * proxied.run.rate / direct.run.rate);
 }
 
@@ -220,6 +239,17 @@ impl HttpProxy {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        wait_for(port);
+        HttpProxy { child, url: format!("http://127.0.0.1:{port}/mcp") }
+    }
+}
+
+impl HttpProxy {
+    /// The bench binary as a null relay in front of `upstream`.
+    fn null_relay(exe: &std::path::Path, upstream: &str, cpu: Option<usize>) -> HttpProxy {
+        let port = free_port();
+        let child =
+            pinned_command(exe.as_os_str(), cpu).env(SERVER_ENV, format!("relay:{port} {upstream}")).spawn().unwrap();
         wait_for(port);
         HttpProxy { child, url: format!("http://127.0.0.1:{port}/mcp") }
     }
@@ -444,6 +474,57 @@ fn serve_stdio() {
             out.flush().unwrap();
         }
     }
+}
+
+/// The floor for any HTTP proxy built like ours: an axum server that forwards each POST body to the upstream
+/// with reqwest and returns the answer, carrying only the session header; no parsing, no policy, no audit.
+/// `spec` is `PORT URL`.
+fn null_relay(spec: &str) {
+    use axum::extract::State;
+    use axum::http::HeaderMap;
+    use axum::routing::post;
+    let (port, url) = spec.split_once(' ').unwrap();
+    let url = reqwest::Url::parse(url).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let app = axum::Router::new()
+            .route(
+                "/mcp",
+                post(
+                    |State((client, url)): State<(reqwest::Client, reqwest::Url)>,
+                     headers: HeaderMap,
+                     body: axum::body::Bytes| async move {
+                        let mut req = client
+                            .post(url)
+                            .header("content-type", "application/json")
+                            .header("accept", "application/json, text/event-stream");
+                        if let Some(id) = headers.get("mcp-session-id") {
+                            req = req.header("mcp-session-id", id.clone());
+                        }
+                        let resp = req.body(body).send().await.unwrap();
+                        let status = resp.status();
+                        let session = resp.headers().get("mcp-session-id").cloned();
+                        let content_type = resp.headers().get("content-type").cloned();
+                        let bytes = resp.bytes().await.unwrap();
+                        let mut r = axum::response::IntoResponse::into_response((status, bytes));
+                        if let Some(v) = content_type {
+                            r.headers_mut().insert("content-type", v);
+                        }
+                        if let Some(v) = session {
+                            r.headers_mut().insert("mcp-session-id", v);
+                        }
+                        r
+                    },
+                ),
+            )
+            .with_state((client, url));
+        let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await.unwrap();
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, app).await.unwrap();
+    });
 }
 
 fn serve_http(port: &str) {

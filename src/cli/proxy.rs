@@ -176,7 +176,7 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
                 tracing::info!("rate-limit counters in {}", store.path().display());
                 Arc::new(store)
             }
-            None => Arc::new(redis_counters(state, &args, &audit)?),
+            None => redis_counters(state, &args, &audit)?,
         },
     };
     let shared_queue = match &args.state {
@@ -230,7 +230,7 @@ fn failure(args: &Args) -> StateFailure {
     }
 }
 
-fn redis_counters(url: &str, args: &Args, audit: &Arc<Audit>) -> anyhow::Result<RedisCounters> {
+fn redis_counters(url: &str, args: &Args, audit: &Arc<Audit>) -> anyhow::Result<Arc<RedisCounters>> {
     if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")) {
         return Err(UsageError(format!("--state {url:?}: expected redis://HOST:PORT/DB, sqlite or sqlite:PATH")).into());
     }

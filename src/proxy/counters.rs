@@ -13,6 +13,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
 
+use futures_util::future::BoxFuture;
+
 /// The length of a counting window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Window {
@@ -103,6 +105,16 @@ pub trait CounterStore: Send + Sync {
     }
     /// Undo the refundable reservations (the call failed).
     fn rollback(&self, reservations: &[Reservation]);
+    /// Whether a reservation is a round trip to another process. The relay then reserves through
+    /// [`CounterStore::reserve_async`] on a task of the call's own, so waiting for the store never holds up
+    /// the session's other messages or a runtime thread.
+    fn remote(&self) -> bool {
+        false
+    }
+    /// [`CounterStore::reserve`] without blocking; the default runs it in place.
+    fn reserve_async(&self, charges: Vec<Charge>, now: u64) -> BoxFuture<'_, Result<Vec<Reservation>, ReserveError>> {
+        Box::pin(std::future::ready(self.reserve(&charges, now)))
+    }
 }
 
 /// Counters in this process: one bucket per key.

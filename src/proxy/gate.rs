@@ -8,6 +8,7 @@
 //! shared counter store change without touching the relay, and lets tests drive the relay with a gate whose
 //! behaviour they can read at a glance.
 
+use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use super::counters::{Charge, Reservation};
@@ -34,6 +35,10 @@ pub enum Verdict {
     Allow { charges: Vec<Reservation>, rule: Option<String> },
     /// Refuse: the client gets a tool result with `isError: true` saying `reason`.
     Deny { reason: String, rule: Option<String> },
+    /// The policy allows the call, and its `charges` are to be reserved in a store in another process
+    /// ([`super::counters::CounterStore::remote`]): the relay reserves them with [`Gate::reserve_async`] on a
+    /// task of the call's own and then forwards or refuses it, so the round trip holds up nothing else.
+    Reserve { charges: Vec<Charge>, rule: Option<String> },
     /// A person must approve the call. `charges` are the limits it would use, not reserved yet: the relay
     /// hands them to [`Gate::reserve`] once a person approved.
     Approve { reason: String, rule: Option<String>, charges: Vec<Charge> },
@@ -65,6 +70,10 @@ pub trait Gate: Send + Sync {
     /// Reserve the charges of a call a person approved, all or none, exactly as [`Gate::check`] does for an
     /// allowed call (a limit reached, or shared state unavailable under `--state-failure closed`, refuses it).
     fn reserve(&self, charges: &[Charge]) -> Result<Vec<Reservation>, Refused>;
+    /// [`Gate::reserve`] without blocking, for [`Verdict::Reserve`]; the default runs it in place.
+    fn reserve_async(&self, charges: Vec<Charge>) -> BoxFuture<'_, Result<Vec<Reservation>, Refused>> {
+        Box::pin(std::future::ready(self.reserve(&charges)))
+    }
     /// Report how an allowed call ended: commit or roll back its reservations.
     fn settle(&self, charges: Vec<Reservation>, outcome: CallOutcome);
 }

@@ -159,8 +159,8 @@ struct HttpEvents {
 }
 
 impl Events for HttpEvents {
-    fn message(&self, raw: &[u8]) {
-        self.session.from_upstream(raw);
+    fn message(&self, raw: &[u8]) -> Vec<String> {
+        self.session.from_upstream(raw)
     }
 
     fn closed(&self, why: &str) {

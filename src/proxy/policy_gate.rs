@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
+
 use super::counters::{self, Charge, CounterStore, Reservation, ReserveError, Window};
 use super::gate::{Call, CallOutcome, Gate, Refused, Verdict};
 
@@ -64,18 +66,23 @@ impl PolicyGate {
     /// Reserve all of a call's charges or none; a refusal names the limit (rule `limits`) or the state failure
     /// (rule `state`).
     fn reserve_at(&self, charges: &[Charge], now: u64) -> Result<Vec<Reservation>, Refused> {
-        match self.counters.reserve(charges, now) {
-            Ok(reserved) => Ok(reserved),
-            // The store's failure mode was `closed`; its text already says so.
-            Err(ReserveError::Unavailable(reason)) => Err(Refused { reason, rule: Some("state".into()) }),
-            Err(ReserveError::Exceeded(exceeded)) => {
-                let counter = exceeded.key.split_once('|').map_or(exceeded.key.as_str(), |(c, _)| c);
-                let reason = format!(
-                    "limit `{counter}` reached: {} of {} per {} used",
-                    exceeded.used, exceeded.max, exceeded.window
-                );
-                Err(Refused { reason, rule: Some("limits".into()) })
-            }
+        refused(self.counters.reserve(charges, now))
+    }
+}
+
+/// A store's answer as the relay needs it: the reservations, or the refusal the client reads.
+fn refused(result: Result<Vec<Reservation>, ReserveError>) -> Result<Vec<Reservation>, Refused> {
+    match result {
+        Ok(reserved) => Ok(reserved),
+        // The store's failure mode was `closed`; its text already says so.
+        Err(ReserveError::Unavailable(reason)) => Err(Refused { reason, rule: Some("state".into()) }),
+        Err(ReserveError::Exceeded(exceeded)) => {
+            let counter = exceeded.key.split_once('|').map_or(exceeded.key.as_str(), |(c, _)| c);
+            let reason = format!(
+                "limit `{counter}` reached: {} of {} per {} used",
+                exceeded.used, exceeded.max, exceeded.window
+            );
+            Err(Refused { reason, rule: Some("limits".into()) })
         }
     }
 }
@@ -106,6 +113,9 @@ impl Gate for PolicyGate {
             }
             Decision::Allow { charges } => {
                 let charges: Vec<Charge> = charges.iter().map(store_charge).collect();
+                if !charges.is_empty() && self.counters.remote() {
+                    return Verdict::Reserve { charges, rule };
+                }
                 match self.reserve_at(&charges, now) {
                     Ok(reserved) => Verdict::Allow { charges: reserved, rule },
                     Err(Refused { reason, rule }) => Verdict::Deny { reason, rule },
@@ -116,6 +126,10 @@ impl Gate for PolicyGate {
 
     fn reserve(&self, charges: &[Charge]) -> Result<Vec<Reservation>, Refused> {
         self.reserve_at(charges, counters::now())
+    }
+
+    fn reserve_async(&self, charges: Vec<Charge>) -> BoxFuture<'_, Result<Vec<Reservation>, Refused>> {
+        Box::pin(async move { refused(self.counters.reserve_async(charges, counters::now()).await) })
     }
 
     fn settle(&self, charges: Vec<Reservation>, outcome: CallOutcome) {

@@ -105,3 +105,118 @@ mod tests {
         assert!(Heads::read(br#"{"id":0,"method":"initialize"}"#).unwrap().is("initialize"));
     }
 }
+
+/// What the relay needs of an upstream answer to a call it forwarded, read without building the result.
+#[derive(Debug, PartialEq)]
+pub(crate) struct AnswerHead {
+    pub id: Option<Value>,
+    /// An `error` member (of any value).
+    pub error: bool,
+    /// `result.isError`, when `result` is an object; `None` when there is no `result`.
+    pub is_error: Option<bool>,
+}
+
+impl AnswerHead {
+    /// `None` unless `raw` is one response (no `method`; a `result` object or an `error`) that the narrow reader
+    /// reads exactly as a full parse would; the caller then parses it whole.
+    pub(crate) fn read(raw: &[u8]) -> Option<AnswerHead> {
+        let head: RawAnswer = serde_json::from_slice(raw).ok()?;
+        if head.method || !(head.error || head.result.is_some()) {
+            return None;
+        }
+        Some(AnswerHead { id: head.id, error: head.error, is_error: head.result.map(|r| r.is_error) })
+    }
+}
+
+#[derive(Deserialize)]
+struct RawAnswer {
+    #[serde(default, deserialize_with = "present")]
+    method: bool,
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    error: bool,
+    #[serde(default)]
+    result: Option<ResultHead>,
+}
+
+/// `true` for a member that is there, whatever its value (even `null`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+}
+
+/// `isError` of a `result` object. Only a map is accepted (serde would read `[true]` as a struct too), and only a
+/// boolean `isError`: anything else sends the message to the full parse, whose reading is the reference.
+struct ResultHead {
+    is_error: bool,
+}
+
+impl<'de> Deserialize<'de> for ResultHead {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = ResultHead;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a result object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ResultHead, A::Error> {
+                let mut is_error = None;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "isError" {
+                        if is_error.is_some() {
+                            return Err(serde::de::Error::duplicate_field("isError"));
+                        }
+                        is_error = Some(map.next_value::<bool>()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(ResultHead { is_error: is_error.unwrap_or(false) })
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+#[cfg(test)]
+mod answer_tests {
+    use super::*;
+
+    /// The reference: how the relay reads an answer from a full parse.
+    fn full(raw: &[u8]) -> Option<AnswerHead> {
+        let v: Value = serde_json::from_slice(raw).ok()?;
+        let is_response = v.get("method").is_none() && (v.get("result").is_some() || v.get("error").is_some());
+        is_response.then(|| AnswerHead {
+            id: v.get("id").filter(|i| !i.is_null()).cloned(),
+            error: v.get("error").is_some(),
+            is_error: v.get("result").map(|r| r.get("isError").and_then(Value::as_bool).unwrap_or(false)),
+        })
+    }
+
+    #[test]
+    fn the_narrow_reading_is_the_full_one_or_nothing() {
+        let cases: [&[u8]; 13] = [
+            br#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"x"}]}}"#,
+            br#"{"jsonrpc":"2.0","id":"a","result":{"isError":true,"content":[]}}"#,
+            br#"{"jsonrpc":"2.0","id":2,"error":{"code":-1,"message":"no"}}"#,
+            br#"{"jsonrpc":"2.0","id":2,"error":null,"result":{}}"#,
+            br#"{"jsonrpc":"2.0","id":3,"result":[true]}"#,
+            br#"{"jsonrpc":"2.0","id":3,"result":null}"#,
+            br#"{"jsonrpc":"2.0","id":4,"result":{"isError":"yes"}}"#,
+            br#"{"jsonrpc":"2.0","id":4,"result":{"isError":false,"isError":true}}"#,
+            br#"{"jsonrpc":"2.0","id":5,"id":6,"result":{}}"#,
+            br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#,
+            br#"{"jsonrpc":"2.0","id":7,"method":"sampling/createMessage","result":{}}"#,
+            br#"[{"jsonrpc":"2.0","id":8,"result":{}}]"#,
+            br#"{"jsonrpc":"2.0","id":9}"#,
+        ];
+        for raw in cases {
+            if let Some(narrow) = AnswerHead::read(raw) {
+                assert_eq!(Some(narrow), full(raw), "{}", String::from_utf8_lossy(raw));
+            }
+        }
+        assert!(AnswerHead::read(cases[0]).is_some(), "the common case takes the narrow path");
+        assert_eq!(AnswerHead::read(cases[1]).unwrap().is_error, Some(true));
+        assert!(AnswerHead::read(cases[2]).unwrap().error);
+    }
+}

@@ -8,16 +8,22 @@
 //! after the window rolled over touches the old key only, never the new window's count. Keys of one call may
 //! live on different hash slots, so this is for a single Redis (or a replicated primary), not Redis Cluster.
 //!
-//! The client is the synchronous one: [`CounterStore`] is called from the relay inside the runtime, so the
-//! round trip runs under `block_in_place` (the runtime moves its other tasks to another worker meanwhile), on a
-//! small pool of connections with short timeouts. A dead Redis costs a call at most one connect timeout; a
-//! connection that failed is dropped and the next call connects afresh, which is how the store recovers when
-//! Redis returns. What an unreachable Redis means is the operator's choice ([`StateFailure`]), and each such
-//! call is written to the audit log.
+//! The relay reserves through [`CounterStore::reserve_async`] (the store says it is [`CounterStore::remote`]):
+//! each call waits for its script on a task of its own, and every concurrent call's script shares one
+//! multiplexed connection, pipelined, so a round trip to Redis holds up neither the session's other messages
+//! nor a runtime thread. Refunds are sent the same way, after the client has its answer. The synchronous
+//! client remains for callers outside the runtime (a small pool, used under `block_in_place` inside it).
+//! Timeouts are short: a dead Redis costs a call at most one connect or response timeout; a connection that
+//! failed is dropped and the next call connects afresh, which is how the store recovers when Redis returns.
+//! What an unreachable Redis means is the operator's choice ([`StateFailure`]), and each such call is written
+//! to the audit log.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use redis::aio::MultiplexedConnection;
 
 use super::audit::Audit;
 pub use super::counters::StateFailure;
@@ -41,11 +47,16 @@ pub enum RedisStateError {
 
 /// Counters in Redis.
 pub struct RedisCounters {
+    /// This store itself, for the refunds it sends from tasks of their own.
+    me: Weak<RedisCounters>,
     client: redis::Client,
     prefix: String,
     failure: StateFailure,
     audit: Arc<Audit>,
     pool: Mutex<Vec<redis::Connection>>,
+    /// The connection of the async path: one multiplexed connection carries every concurrent call's script,
+    /// pipelined. `None` until first use and after an error (the next call connects afresh).
+    shared: Mutex<Option<MultiplexedConnection>>,
     /// Whether the last attempt failed, so recovery is reported once.
     down: AtomicBool,
     reserve: redis::Script,
@@ -117,18 +128,20 @@ impl RedisCounters {
         prefix: &str,
         failure: StateFailure,
         audit: Arc<Audit>,
-    ) -> Result<RedisCounters, RedisStateError> {
+    ) -> Result<Arc<RedisCounters>, RedisStateError> {
         let client = redis::Client::open(url).map_err(|source| RedisStateError::Url { url: url.into(), source })?;
-        Ok(RedisCounters {
+        Ok(Arc::new_cyclic(|me| RedisCounters {
+            me: me.clone(),
             client,
             prefix: prefix.to_string(),
             failure,
             audit,
             pool: Mutex::new(Vec::new()),
+            shared: Mutex::new(None),
             down: AtomicBool::new(false),
             reserve: redis::Script::new(RESERVE),
             rollback: redis::Script::new(ROLLBACK),
-        })
+        }))
     }
 
     /// Whether Redis answers now (for the start-up message).
@@ -202,18 +215,24 @@ impl RedisCounters {
     }
 }
 
-impl CounterStore for RedisCounters {
-    fn reserve(&self, charges: &[Charge], now: u64) -> Result<Vec<Reservation>, ReserveError> {
-        // A call with no limits does not depend on Redis at all.
-        if charges.is_empty() {
-            return Ok(Vec::new());
-        }
+impl RedisCounters {
+    /// The reserve script's invocation for `charges` in the buckets holding `now`.
+    fn reserve_invocation(&self, charges: &[Charge], now: u64) -> redis::ScriptInvocation<'_> {
         let mut invocation = self.reserve.prepare_invoke();
         for charge in charges {
             invocation.key(key(&self.prefix, &charge.key, charge.window.bucket(now)));
             invocation.arg(number(charge.max)).arg(number(charge.amount)).arg(ttl(charge, now));
         }
-        let answer: redis::RedisResult<(usize, String)> = self.with_connection(|con| invocation.invoke(con));
+        invocation
+    }
+
+    /// What the reserve script's answer means for the call.
+    fn reserved(
+        &self,
+        charges: &[Charge],
+        now: u64,
+        answer: redis::RedisResult<(usize, String)>,
+    ) -> Result<Vec<Reservation>, ReserveError> {
         let (over, used) = match answer {
             Ok(answer) => answer,
             Err(e) => return self.unavailable(&e),
@@ -240,16 +259,21 @@ impl CounterStore for RedisCounters {
         }))
     }
 
-    fn rollback(&self, reservations: &[Reservation]) {
+    /// The rollback script's invocation for the refundable part of `reservations`; `None` when nothing is.
+    fn rollback_invocation(&self, reservations: &[Reservation]) -> Option<redis::ScriptInvocation<'_>> {
         let refunds: Vec<&Reservation> = reservations.iter().filter(|r| r.refundable && r.amount != 0.0).collect();
         if refunds.is_empty() {
-            return;
+            return None;
         }
         let mut invocation = self.rollback.prepare_invoke();
         for r in &refunds {
             invocation.key(key(&self.prefix, &r.key, r.bucket)).arg(number(-r.amount));
         }
-        match self.with_connection(|con| invocation.invoke::<i64>(con)) {
+        Some(invocation)
+    }
+
+    fn rolled_back(&self, result: redis::RedisResult<i64>) {
+        match result {
             Ok(_) => self.reachable(),
             Err(e) => {
                 // The spend stays counted: the safe side of a lost refund.
@@ -257,6 +281,100 @@ impl CounterStore for RedisCounters {
                 tracing::warn!("{message}");
                 self.audit.event("state_unavailable", false, &message);
                 self.down.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Run a script on the shared multiplexed connection (connecting first if there is none). As on the sync
+    /// path, a cached connection found dropped (Redis restarted since) is replaced and the script retried once:
+    /// the dropped socket belonged to the old server, so the script did not run there.
+    async fn run_async<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> redis::RedisResult<T> {
+        let cached = self.shared.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let fresh = cached.is_none();
+        let mut con = match cached {
+            Some(con) => con,
+            None => self.connect_async().await?,
+        };
+        match invocation.invoke_async(&mut con).await {
+            Err(e) if !fresh && e.is_connection_dropped() && !e.is_timeout() => {
+                self.shared.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let mut con = self.connect_async().await?;
+                let result = invocation.invoke_async(&mut con).await;
+                self.keep(result.as_ref().err());
+                result
+            }
+            result => {
+                self.keep(result.as_ref().err());
+                result
+            }
+        }
+    }
+
+    async fn connect_async(&self) -> redis::RedisResult<MultiplexedConnection> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(TIMEOUT));
+        let con = self.client.get_multiplexed_async_connection_with_config(&config).await?;
+        self.shared.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(con.clone());
+        Ok(con)
+    }
+
+    /// After an error other than a script's own answer, forget the connection: the next call connects afresh,
+    /// which is how the async path recovers when Redis returns.
+    fn keep(&self, error: Option<&redis::RedisError>) {
+        if error.is_some_and(|e| {
+            e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error()
+        }) {
+            self.shared.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
+    }
+}
+
+impl CounterStore for RedisCounters {
+    fn reserve(&self, charges: &[Charge], now: u64) -> Result<Vec<Reservation>, ReserveError> {
+        // A call with no limits does not depend on Redis at all.
+        if charges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let invocation = self.reserve_invocation(charges, now);
+        let answer = self.with_connection(|con| invocation.invoke(con));
+        self.reserved(charges, now, answer)
+    }
+
+    fn remote(&self) -> bool {
+        true
+    }
+
+    fn reserve_async(&self, charges: Vec<Charge>, now: u64) -> BoxFuture<'_, Result<Vec<Reservation>, ReserveError>> {
+        Box::pin(async move {
+            if charges.is_empty() {
+                return Ok(Vec::new());
+            }
+            let invocation = self.reserve_invocation(&charges, now);
+            let answer = self.run_async(&invocation).await;
+            self.reserved(&charges, now, answer)
+        })
+    }
+
+    /// Inside the runtime the refund is sent from a task of its own: the call's answer does not wait for it.
+    fn rollback(&self, reservations: &[Reservation]) {
+        let Some(invocation) = self.rollback_invocation(reservations) else { return };
+        match (self.me.upgrade(), tokio::runtime::Handle::try_current()) {
+            (Some(me), Ok(runtime)) => {
+                drop(invocation);
+                let reservations = reservations.to_vec();
+                runtime.spawn(async move {
+                    let Some(invocation) = me.rollback_invocation(&reservations) else { return };
+                    let result = me.run_async(&invocation).await;
+                    me.rolled_back(result);
+                });
+            }
+            _ => {
+                let result = self.with_connection(|con| invocation.invoke::<i64>(con));
+                self.rolled_back(result);
             }
         }
     }

@@ -67,7 +67,7 @@ impl Server {
         panic!("redis-server did not start on port {port}");
     }
 
-    fn store(&self, failure: StateFailure) -> RedisCounters {
+    fn store(&self, failure: StateFailure) -> Arc<RedisCounters> {
         RedisCounters::new(&self.url, "t", failure, Arc::new(Audit::disabled())).unwrap()
     }
 }
@@ -171,4 +171,77 @@ fn an_unreachable_redis_refuses_or_allows_by_the_failure_mode() {
     let open = RedisCounters::new(&url, "t", StateFailure::Open, Arc::new(Audit::disabled())).unwrap();
     assert_eq!(open.reserve(&c, 0), Ok(Vec::new()));
     assert!(RedisCounters::new("http://nope", "t", StateFailure::Open, Arc::new(Audit::disabled())).is_err());
+}
+
+#[test]
+fn async_reservations_share_one_connection_and_admit_exactly_the_limit() {
+    let server = Server::start();
+    let stores = [server.store(StateFailure::Closed), server.store(StateFailure::Closed)];
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let admitted = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let store = Arc::clone(&stores[i % 2]);
+            tasks.push(tokio::spawn(async move {
+                let c = vec![
+                    charge("a|global", Window::Day, 40.0, 1.0, false),
+                    charge("b|global", Window::Day, 99.0, 1.0, false),
+                ];
+                store.reserve_async(c, 0).await.is_ok()
+            }));
+        }
+        let mut admitted = 0;
+        for t in tasks {
+            admitted += usize::from(t.await.unwrap());
+        }
+        admitted
+    });
+    assert_eq!(admitted, 40);
+    // All or nothing across the two keys: the refused calls did not count on the second one either.
+    assert_eq!(stores[0].used("b|global", 0).unwrap(), 40.0);
+    // A refund inside the runtime is sent from a task of its own; it lands shortly after.
+    let r = rt.block_on(stores[0].reserve_async(vec![charge("s|global", Window::Day, 10.0, 4.0, true)], 0)).unwrap();
+    rt.block_on(async { stores[0].rollback(&r) });
+    let mut left = f64::NAN;
+    for _ in 0..200 {
+        left = stores[0].used("s|global", 0).unwrap();
+        if left == 0.0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(left, 0.0);
+}
+
+#[test]
+fn the_async_path_fails_by_the_mode_and_reconnects_when_redis_returns() {
+    let mut server = Server::start();
+    let store = server.store(StateFailure::Closed);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let c = || vec![charge("c|global", Window::Day, 5.0, 1.0, false)];
+    assert!(rt.block_on(store.reserve_async(c(), 0)).is_ok());
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let Err(ReserveError::Unavailable(reason)) = rt.block_on(store.reserve_async(c(), 0)) else {
+        panic!("closed admitted a call without Redis")
+    };
+    assert!(reason.ends_with("; refusing (state-failure closed)"), "{reason}");
+    // The same port again (empty: nothing on disk): the next call connects afresh and is counted.
+    let port = server.url.rsplit(':').next().unwrap().split('/').next().unwrap().to_string();
+    let program = std::env::var("TOOLWARDEN_TEST_REDIS_SERVER").unwrap();
+    server.child = Command::new(program)
+        .args(["--port", &port, "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+        .current_dir(server._dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if store.ping().is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(rt.block_on(store.reserve_async(c(), 0)).map(|r| r.len()), Ok(1));
+    assert_eq!(store.used("c|global", 0).unwrap(), 1.0);
 }

@@ -15,7 +15,10 @@
 //! A call the gate sends to a person is *held*: it stays in the in-flight map (so its id cannot be reused) but is
 //! not forwarded; the session asks for a decision and then calls [`Relay::approved`] (forward it now) or
 //! [`Relay::refuse_held`]. Its limits are reserved only at approval (a refused approval uses none); a limit
-//! reached meanwhile refuses the approved call, so an approval never admits more calls than the policy allows. The relay also remembers whether the client declared the elicitation capability and
+//! reached meanwhile refuses the approved call, so an approval never admits more calls than the policy allows.
+//! An allowed call whose limits live in another process (Redis) waits the same way, without a person: the
+//! session reserves them off the I/O path ([`Relay::reserve_async`]) and hands the outcome to
+//! [`Relay::reserved`]. The relay also remembers whether the client declared the elicitation capability and
 //! routes the client's answers to the proxy's own `elicitation/create` requests (random ids in a `toolwarden-`
 //! space, which the server's own requests to the client cannot collide with by accident). An answer to an id
 //! the relay does not wait for passes upstream: behind a chain of proxies it belongs to the next one.
@@ -29,11 +32,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::audit::{self, Audit, Record};
 use super::counters::{Charge, Reservation};
 use super::gate::{Call, CallOutcome, Gate, Refused, Verdict};
+use super::probe::AnswerHead;
 
 /// JSON-RPC error codes we answer with.
 const PARSE_ERROR: i64 = -32700;
@@ -63,6 +68,16 @@ pub struct FromClient {
     pub forwarded: Vec<String>,
     /// Calls waiting for a person's decision.
     pub held: Vec<Held>,
+    /// Allowed calls whose limits are to be reserved in a remote store before they go on.
+    pub reserving: Vec<Reserving>,
+}
+
+/// An allowed call waiting for its limits to be reserved ([`Verdict::Reserve`]); hand the outcome of
+/// [`Relay::reserve_async`] to [`Relay::reserved`].
+#[derive(Debug)]
+pub struct Reserving {
+    pub key: String,
+    pub charges: Vec<Charge>,
 }
 
 /// A call held for approval.
@@ -158,6 +173,14 @@ enum Kind {
         /// The limits the call uses, reserved when a person approves it.
         charges: Vec<Charge>,
     },
+    /// Allowed, waiting for its limits to be reserved: the message to forward once they are. (`charges`
+    /// travel in [`Reserving`]; they are only here between the decision and the in-flight insert.)
+    Reserving {
+        message: Value,
+        call: Call,
+        rule: Option<String>,
+        charges: Vec<Charge>,
+    },
     Other,
 }
 
@@ -175,6 +198,8 @@ enum One {
     Answer(Option<Value>),
     /// Held for approval.
     Held(Held),
+    /// Allowed, waiting for its limits to be reserved.
+    Reserving(Reserving),
 }
 
 /// The id prefix of requests the proxy itself sends to the client.
@@ -295,6 +320,7 @@ impl Relay {
                 for item in items {
                     match self.one_from_client(&item, &mut out.deadlines) {
                         One::Held(held) => out.held.push(held),
+                        One::Reserving(r) => out.reserving.push(r),
                         One::Forward(key) => {
                             out.forwarded.extend(key);
                             forward.push(item);
@@ -316,6 +342,7 @@ impl Relay {
             }
             value => match self.one_from_client(&value, &mut out.deadlines) {
                 One::Held(held) => out.held.push(held),
+                One::Reserving(r) => out.reserving.push(r),
                 One::Forward(key) => {
                     out.forwarded.extend(key);
                     out.upstream = Some(serde_json::to_vec(&value).unwrap_or_default());
@@ -367,6 +394,12 @@ impl Relay {
                     _ => Kind::Other,
                 };
                 let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+                let mut kind = kind;
+                if let Kind::Reserving { charges, .. } = &mut kind {
+                    let reserving = Reserving { key: key.clone(), charges: std::mem::take(charges) };
+                    inflight.insert(key, Pending { id: id.clone(), kind, serial, started: Instant::now() });
+                    return One::Reserving(reserving);
+                }
                 if let Kind::Held { call, reason, rule, .. } = &kind {
                     let held =
                         Held { key: key.clone(), call: call.clone(), reason: reason.clone(), rule: rule.clone() };
@@ -438,6 +471,7 @@ impl Relay {
                 let args = self.audit.include_args().then_some(call.arguments);
                 Ok(Kind::ToolsCall { tool: call.tool, digest, args, charges, rule })
             }
+            Verdict::Reserve { charges, rule } => Ok(Kind::Reserving { message: msg.clone(), call, rule, charges }),
             Verdict::Deny { reason, rule } => {
                 self.audit_decision(&call.tool, &call.arguments, "deny", rule.as_deref(), Some(&reason));
                 Err(refusal(id.clone(), &reason))
@@ -477,6 +511,9 @@ impl Relay {
 
     /// Route one message (or batch) from the upstream. `None`: nothing to send (garbage, or a late answer).
     pub fn from_upstream(&self, raw: &[u8]) -> Option<ToClient> {
+        if let Some(answer) = self.answer_from_upstream(raw) {
+            return answer;
+        }
         let value: Value = match serde_json::from_slice(raw) {
             Ok(v) => v,
             Err(e) => {
@@ -509,6 +546,28 @@ impl Relay {
                 Some(ToClient { bytes, answers: key.into_iter().collect() })
             }
         }
+    }
+
+    /// The common case without building the answer: one response to a forwarded call (or any request but
+    /// `tools/list`, whose result is rewritten), passed on as its original bytes. `None`: take the full path.
+    fn answer_from_upstream(&self, raw: &[u8]) -> Option<Option<ToClient>> {
+        let head = AnswerHead::read(raw)?;
+        let key = head.id.as_ref().and_then(valid_id)?;
+        let pending = {
+            let mut inflight = self.lock();
+            if matches!(inflight.get(&key)?.kind, Kind::ToolsList) {
+                return None;
+            }
+            inflight.remove(&key)?
+        };
+        if let Kind::ToolsCall { tool, digest, args, charges, rule } = pending.kind {
+            let failed = head.error || head.is_error == Some(true);
+            let outcome = if failed { CallOutcome::Failure } else { CallOutcome::Success };
+            self.gate.settle(charges, outcome);
+            let call = Finished { tool: &tool, digest, args: args.as_ref(), rule: rule.as_deref() };
+            self.audit_finished(call, if failed { "error" } else { "ok" }, pending.started);
+        }
+        Some(Some(ToClient { bytes: raw.to_vec(), answers: vec![key] }))
     }
 
     /// `Some((None, key))`: relay the original bytes; `Some((Some(v), key))`: relay `v` instead. When `raw` is
@@ -547,7 +606,7 @@ impl Relay {
                 self.audit_finished(call, if failed { "error" } else { "ok" }, pending.started);
                 Some((unchanged(msg), key))
             }
-            Kind::Other | Kind::Held { .. } => Some((unchanged(msg), key)),
+            Kind::Other | Kind::Held { .. } | Kind::Reserving { .. } => Some((unchanged(msg), key)),
         }
     }
 
@@ -593,7 +652,46 @@ impl Relay {
         self.audit_approval(&call, "approved", rule.as_deref(), &reason, Some(by));
         // Reserved under the in-flight lock, as `check` is for a call that needs no person: the id stays taken
         // until the call is forwarded or refused.
-        let charges = match self.gate.reserve(&charges) {
+        let reserved = self.gate.reserve(&charges);
+        self.forward_or_refuse(inflight, key, message, call, rule, reserved)
+    }
+
+    /// Reserve the limits of a [`Reserving`] call, without blocking (the gate's store is remote).
+    pub fn reserve_async(&self, charges: Vec<Charge>) -> BoxFuture<'_, Result<Vec<Reservation>, Refused>> {
+        self.gate.reserve_async(charges)
+    }
+
+    /// The limits of a [`Reserving`] call were reserved (forward it: [`Approved::Forward`]) or refused
+    /// ([`Approved::Refused`]). `None` when the call is no longer in flight (the upstream closed meanwhile):
+    /// then what was reserved is given back as for a failed call.
+    pub fn reserved(&self, key: &str, reserved: Result<Vec<Reservation>, Refused>) -> Option<Approved> {
+        let mut inflight = self.lock();
+        let waiting = inflight.get(key).is_some_and(|p| matches!(p.kind, Kind::Reserving { .. }));
+        if !waiting {
+            drop(inflight);
+            if let Ok(charges) = reserved {
+                self.gate.settle(charges, CallOutcome::Failure);
+            }
+            return None;
+        }
+        let pending = inflight.get_mut(key)?;
+        let Kind::Reserving { message, call, rule, .. } = std::mem::replace(&mut pending.kind, Kind::Other) else {
+            return None;
+        };
+        self.forward_or_refuse(inflight, key, message, call, rule, reserved)
+    }
+
+    /// Turn a call whose limits were just reserved into an ordinary forwarded call, or refuse it.
+    fn forward_or_refuse(
+        &self,
+        mut inflight: std::sync::MutexGuard<'_, HashMap<String, Pending>>,
+        key: &str,
+        message: Value,
+        call: Call,
+        rule: Option<String>,
+        reserved: Result<Vec<Reservation>, Refused>,
+    ) -> Option<Approved> {
+        let charges = match reserved {
             Ok(charges) => charges,
             Err(Refused { reason, rule: limit }) => {
                 let pending = inflight.remove(key)?;
@@ -604,6 +702,7 @@ impl Relay {
                 return Some(Approved::Refused(ToClient { bytes, answers: vec![key.to_string()] }));
             }
         };
+        let pending = inflight.get_mut(key)?;
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
         pending.serial = serial;
         pending.started = Instant::now();

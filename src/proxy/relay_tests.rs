@@ -157,3 +157,53 @@ fn upstream_death_and_timeouts_answer_in_flight_requests() {
     assert_eq!(answers.len(), 1);
     assert_eq!(answers[0].answers, vec!["\"a\"".to_string()]);
 }
+
+/// In-memory counters that say they are remote, so the gate hands their charges to the session.
+struct Remote(MemoryCounters);
+
+impl crate::proxy::counters::CounterStore for Remote {
+    fn reserve(
+        &self,
+        charges: &[crate::proxy::counters::Charge],
+        now: u64,
+    ) -> Result<Vec<Reservation>, crate::proxy::counters::ReserveError> {
+        self.0.reserve(charges, now)
+    }
+    fn rollback(&self, reservations: &[Reservation]) {
+        self.0.rollback(reservations)
+    }
+    fn remote(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn calls_with_remote_limits_wait_for_their_reservation_then_go_on_or_are_refused() {
+    use futures_util::FutureExt;
+    let compiled = policy::load(&policy::Source::new(policy::Syntax::Json, POLICY)).unwrap();
+    let gate = PolicyGate::new(compiled, Arc::new(Remote(MemoryCounters::new())));
+    let r = Relay::new(Arc::new(gate), Arc::new(Audit::disabled()), "s".into(), None);
+    let reserve = |id: u64| {
+        let mut out = r.from_client(&call(id, "echo"));
+        assert!(out.upstream.is_none() && out.client.is_empty(), "nothing goes anywhere before the reservation");
+        let waiting = out.reserving.pop().expect("the call waits for its reservation");
+        assert_eq!((waiting.key.as_str(), waiting.charges.len()), (id.to_string().as_str(), 1));
+        let reserved = r.reserve_async(waiting.charges).now_or_never().unwrap();
+        r.reserved(&waiting.key, reserved)
+    };
+    for id in [1, 2] {
+        let Some(Approved::Forward(bytes, _)) = reserve(id) else { panic!("call {id} was not forwarded") };
+        assert_eq!(parse(&bytes)["id"], json!(id));
+    }
+    let Some(Approved::Refused(answer)) = reserve(3) else { panic!("the third call went through") };
+    assert!(String::from_utf8_lossy(&answer.bytes).contains("limit `echo` reached: 2 of 2 per hour"));
+    assert_eq!(answer.answers, ["3"]);
+    // Calls without limits are decided at once; a reservation that comes back after the upstream went away
+    // forwards nothing.
+    assert!(r.from_client(&call(4, "other")).upstream.is_some());
+    let mut out = r.from_client(&call(5, "echo"));
+    let waiting = out.reserving.pop().unwrap();
+    let closed = r.upstream_closed("gone");
+    assert!(closed.iter().any(|a| a.answers == ["5"]), "the waiting call is answered when the upstream closes");
+    assert!(r.reserved(&waiting.key, Ok(Vec::new())).is_none());
+}

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use sha2::{Digest, Sha256};
 
 use super::audit::Audit;
@@ -84,6 +85,11 @@ impl Gate for ReloadingGate {
     fn reserve(&self, charges: &[Charge]) -> Result<Vec<Reservation>, Refused> {
         // Counters outlive policy versions, so whichever gate is current reserves in the same store.
         self.gate().reserve(charges)
+    }
+
+    fn reserve_async(&self, charges: Vec<Charge>) -> BoxFuture<'_, Result<Vec<Reservation>, Refused>> {
+        let gate = self.gate();
+        Box::pin(async move { gate.reserve_async(charges).await })
     }
 
     fn settle(&self, charges: Vec<Reservation>, outcome: CallOutcome) {

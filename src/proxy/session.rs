@@ -154,11 +154,19 @@ impl Session {
             let session = Arc::clone(self);
             self.runtime.spawn(async move { session.decide_held(held).await });
         }
+        for reserving in out.reserving {
+            let session = Arc::clone(self);
+            self.runtime.spawn(async move {
+                let reserved = session.relay.reserve_async(reserving.charges).await;
+                session.go_on(reserving.key.clone(), || session.relay.reserved(&reserving.key, reserved));
+            });
+        }
         for answer in out.client {
             self.to_client.send(answer);
         }
         if let Some(bytes) = out.upstream {
-            self.to_upstream.send(ToClient { bytes, answers: Vec::new() });
+            // `answers` names the requests the message carries, for an HTTP upstream that waits for their answers.
+            self.to_upstream.send(ToClient { bytes, answers: out.forwarded.clone() });
         }
         self.arm(out.deadlines);
         out.forwarded
@@ -202,17 +210,7 @@ impl Session {
         };
         match answer {
             Answer::Approved { by } => {
-                // As in `from_client`: while a supervised upstream is down the call is not sent; it is then
-                // in the in-flight map that the restart drains (or already drained, and `approved` says so).
-                let up = self.link.as_ref().map(|link| link.read());
-                match self.relay.approved(&held.key, &by) {
-                    Some(Approved::Forward(bytes, serial)) if up.as_ref().is_none_or(|up| **up) => {
-                        self.to_upstream.send(ToClient { bytes, answers: Vec::new() });
-                        self.arm(vec![(held.key, serial)]);
-                    }
-                    Some(Approved::Refused(answer)) => self.to_client.send(answer),
-                    Some(Approved::Forward(..)) | None => {}
-                }
+                self.go_on(held.key.clone(), || self.relay.approved(&held.key, &by));
             }
             Answer::Refused { decision, reason, by } => {
                 if let Some(answer) = self.relay.refuse_held(&held.key, decision, &reason, by.as_deref()) {
@@ -222,12 +220,28 @@ impl Session {
         }
     }
 
-    /// A message (or batch) from the upstream.
-    pub fn from_upstream(&self, raw: &[u8]) {
-        if let Some(message) = self.relay.from_upstream(raw) {
-            self.disarm(&message.answers);
-            self.to_client.send(message);
+    /// Forward a call whose limits were reserved after the fact (approved, or reserved in a remote store), or
+    /// send the client its refusal. As in `from_client`: while a supervised upstream is down the call is not
+    /// sent; it is then in the in-flight map that the restart drains (or already drained, and `decide` says so).
+    fn go_on(&self, key: String, decide: impl FnOnce() -> Option<Approved>) {
+        let up = self.link.as_ref().map(|link| link.read());
+        match decide() {
+            Some(Approved::Forward(bytes, serial)) if up.as_ref().is_none_or(|up| **up) => {
+                self.to_upstream.send(ToClient { bytes, answers: vec![key.clone()] });
+                self.arm(vec![(key, serial)]);
+            }
+            Some(Approved::Refused(answer)) => self.to_client.send(answer),
+            Some(Approved::Forward(..)) | None => {}
         }
+    }
+
+    /// A message (or batch) from the upstream; returns the keys of the client requests it answered.
+    pub fn from_upstream(&self, raw: &[u8]) -> Vec<String> {
+        let Some(message) = self.relay.from_upstream(raw) else { return Vec::new() };
+        self.disarm(&message.answers);
+        let answered = message.answers.clone();
+        self.to_client.send(message);
+        answered
     }
 
     fn disarm(&self, answered: &[String]) {

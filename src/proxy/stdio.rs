@@ -44,8 +44,8 @@ struct StdioEvents {
 }
 
 impl Events for StdioEvents {
-    fn message(&self, raw: &[u8]) {
-        self.session.from_upstream(raw);
+    fn message(&self, raw: &[u8]) -> Vec<String> {
+        self.session.from_upstream(raw)
     }
 
     fn closed(&self, why: &str) {

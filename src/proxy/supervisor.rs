@@ -262,14 +262,14 @@ struct ChildEvents {
 }
 
 impl Events for ChildEvents {
-    fn message(&self, raw: &[u8]) {
+    fn message(&self, raw: &[u8]) -> Vec<String> {
         if let Some(sup) = self.supervisor.upgrade()
             && sup.watching.load(Ordering::Relaxed)
             && sup.note_upstream(self.generation, raw)
         {
-            return;
+            return Vec::new();
         }
-        self.frontend.message(raw);
+        self.frontend.message(raw)
     }
 
     fn closed(&self, why: &str) {

@@ -37,7 +37,8 @@ pub enum UpstreamSpec {
 
 /// What the upstream reports.
 pub trait Events: Send + Sync + 'static {
-    fn message(&self, raw: &[u8]);
+    /// A message from the upstream; returns the keys (id JSON text) of the client requests it answered.
+    fn message(&self, raw: &[u8]) -> Vec<String>;
     fn closed(&self, why: &str);
 }
 
@@ -163,7 +164,7 @@ pub(crate) fn spawn(
                 let mut reader = LineReader::new(BufReader::with_capacity(64 * 1024, stdout), max_message);
                 loop {
                     match reader.next_frame() {
-                        Ok(Frame::Line(line)) => events.message(&line),
+                        Ok(Frame::Line(line)) => drop(events.message(&line)),
                         Ok(Frame::TooLong(n)) => {
                             tracing::warn!("dropped a {n}-byte message from the upstream (limit {max_message})");
                         }
@@ -203,7 +204,8 @@ impl Outbox for HttpOutbox {
         // queue exists only to hold messages until the session id is known.
         if let Some(events) = self.http.ready.get() {
             let (http, events) = (Arc::clone(&self.http), Arc::clone(events));
-            self.runtime.spawn(async move { http.post(message.bytes, &events).await });
+            // The session names the requests it forwarded: no need to read the message again for them.
+            self.runtime.spawn(async move { http.post(message.bytes, Some(message.answers), &events).await });
             return;
         }
         let _ = self.tx.send(Some(message.bytes));
@@ -253,12 +255,12 @@ fn http(url: &str, headers: &[(String, String)], runtime: &tokio::runtime::Handl
                 let initialize = Heads::read(&bytes).is_ok_and(|h| h.is("initialize"));
                 if initialize {
                     // Alone and awaited: everything after it needs the session id it returns.
-                    http.post(bytes, &events).await;
+                    http.post(bytes, None, &events).await;
                     let (http, events) = (Arc::clone(&http), Arc::clone(&events));
                     tokio::spawn(async move { http.listen(events.as_ref()).await });
                 } else {
                     let (http, events) = (Arc::clone(&http), Arc::clone(&events));
-                    tokio::spawn(async move { http.post(bytes, &events).await });
+                    tokio::spawn(async move { http.post(bytes, None, &events).await });
                 }
             }
             http.delete().await;
@@ -297,10 +299,16 @@ impl HttpClient {
         req
     }
 
-    async fn post(&self, bytes: Vec<u8>, events: &Arc<dyn Events>) {
-        let heads = Heads::read(&bytes).ok();
-        let initialize = heads.as_ref().is_some_and(|h| h.is("initialize"));
-        let mut waiting: Vec<Value> = heads.iter().flat_map(|h| h.request_ids().cloned()).collect();
+    /// POST one message; `requests` are the keys of the requests in it when the caller knows them.
+    async fn post(&self, bytes: Vec<u8>, requests: Option<Vec<String>>, events: &Arc<dyn Events>) {
+        let (initialize, mut waiting) = match requests {
+            Some(keys) => (false, keys),
+            None => {
+                let heads = Heads::read(&bytes).ok();
+                let keys = heads.iter().flat_map(|h| h.request_ids()).filter_map(valid_key).collect();
+                (heads.is_some_and(|h| h.is("initialize")), keys)
+            }
+        };
         let req = self
             .request(reqwest::Method::POST)
             .header(reqwest::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -323,7 +331,8 @@ impl HttpClient {
             Err(why) => why,
         };
         tracing::warn!("{why}");
-        for id in waiting {
+        for key in waiting {
+            let id: Value = serde_json::from_str(&key).unwrap_or(Value::Null);
             let error =
                 json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32000, "message": format!("toolwarden: {why}")}});
             events.message(&serde_json::to_vec(&error).unwrap_or_default());
@@ -335,7 +344,7 @@ impl HttpClient {
     async fn read_body(
         &self,
         mut resp: reqwest::Response,
-        waiting: &mut Vec<Value>,
+        waiting: &mut Vec<String>,
         initialize: bool,
         events: &dyn Events,
     ) -> Result<(), String> {
@@ -344,16 +353,12 @@ impl HttpClient {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
-        let deliver = |data: &[u8], waiting: &mut Vec<Value>| {
-            if let Ok(heads) = Heads::read(data) {
-                for answered in heads.answered_ids() {
-                    waiting.retain(|id| id != answered);
-                }
-            }
+        let deliver = |data: &[u8], waiting: &mut Vec<String>| {
             if initialize && let Ok(value) = serde_json::from_slice::<Value>(data) {
                 self.note(&value);
             }
-            events.message(data);
+            let answered = events.message(data);
+            waiting.retain(|key| !answered.contains(key));
         };
         if !sse {
             let body = resp.bytes().await.map_err(|e| format!("reading the upstream's answer: {e}"))?;
@@ -405,6 +410,11 @@ impl HttpClient {
             let _ = self.request(reqwest::Method::DELETE).send().await;
         }
     }
+}
+
+/// The relay's key of a request id (its JSON text); ids of other types are refused by the relay, never forwarded.
+fn valid_key(id: &Value) -> Option<String> {
+    matches!(id, Value::String(_) | Value::Number(_)).then(|| id.to_string())
 }
 
 /// Server-sent events: `data:` lines joined per event, everything else ignored.
