@@ -131,6 +131,10 @@ fn http_part(
         let proxy = HttpProxy::start(toolwarden, policy, data, &server.url, &["--state", &redis.url], None);
         measure(&rt, &proxy.url, clients, per_client, &server, Some(&proxy))
     });
+    let with_sqlite = {
+        let proxy = HttpProxy::start(toolwarden, policy, data, &server.url, &["--state", "sqlite"], None);
+        measure(&rt, &proxy.url, clients, per_client, &server, Some(&proxy))
+    };
     report("direct", &direct.run, None);
     report("null relay (floor)", &floor.run, Some(&direct.run));
     report("through proxy", &proxied.run, Some(&direct.run));
@@ -144,6 +148,8 @@ fn http_part(
         report("proxy + Redis state", &run.run, Some(&direct.run));
         println!("  throughput with Redis state: {:.0} % of direct", 100.0 * run.run.rate / direct.run.rate);
     }
+    report("proxy + SQLite state", &with_sqlite.run, Some(&direct.run));
+    println!("  throughput with SQLite state: {:.0} % of direct", 100.0 * with_sqlite.run.rate / direct.run.rate);
     println!("  CPU per call (µs): direct: client {:.1} + server {:.1}", direct.client, direct.server);
     println!(
         "                     proxied: client {:.1} + server {:.1} + proxy {:.1} ({:.2}x the direct pair)",
@@ -160,6 +166,7 @@ fn http_part(
     if let Some(run) = &with_redis {
         println!("                     proxy with Redis state: {:.1}", run.proxy);
     }
+    println!("                     proxy with SQLite state: {:.1}", with_sqlite.proxy);
     drop(server);
 
     // Client, server and proxy share this machine's cores above, so every µs the proxy spends is taken from the

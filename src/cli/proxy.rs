@@ -174,7 +174,7 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
                 let store = SqliteCounters::open(&path, failure(&args), Arc::clone(&audit))
                     .with_context(|| format!("--state {state}: opening {}", path.display()))?;
                 tracing::info!("rate-limit counters in {}", store.path().display());
-                Arc::new(store)
+                store
             }
             None => redis_counters(state, &args, &audit)?,
         },

@@ -105,10 +105,11 @@ pub trait CounterStore: Send + Sync {
     }
     /// Undo the refundable reservations (the call failed).
     fn rollback(&self, reservations: &[Reservation]);
-    /// Whether a reservation is a round trip to another process. The relay then reserves through
-    /// [`CounterStore::reserve_async`] on a task of the call's own, so waiting for the store never holds up
-    /// the session's other messages or a runtime thread.
-    fn remote(&self) -> bool {
+    /// Whether a reservation may wait on something outside this process (a round trip to Redis, another
+    /// process's lock on a file). Inside the runtime the relay then reserves through
+    /// [`CounterStore::reserve_async`] on a task of the call's own, so the wait never holds up the session's
+    /// other messages or a runtime thread.
+    fn may_block(&self) -> bool {
         false
     }
     /// [`CounterStore::reserve`] without blocking; the default runs it in place.

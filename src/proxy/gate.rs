@@ -36,7 +36,7 @@ pub enum Verdict {
     /// Refuse: the client gets a tool result with `isError: true` saying `reason`.
     Deny { reason: String, rule: Option<String> },
     /// The policy allows the call, and its `charges` are to be reserved in a store in another process
-    /// ([`super::counters::CounterStore::remote`]): the relay reserves them with [`Gate::reserve_async`] on a
+    /// ([`super::counters::CounterStore::may_block`]): the relay reserves them with [`Gate::reserve_async`] on a
     /// task of the call's own and then forwards or refuses it, so the round trip holds up nothing else.
     Reserve { charges: Vec<Charge>, rule: Option<String> },
     /// A person must approve the call. `charges` are the limits it would use, not reserved yet: the relay

@@ -113,7 +113,9 @@ impl Gate for PolicyGate {
             }
             Decision::Allow { charges } => {
                 let charges: Vec<Charge> = charges.iter().map(store_charge).collect();
-                if !charges.is_empty() && self.counters.remote() {
+                // Off the runtime (the stdio frontend's reader thread) waiting in place is the fastest path
+                // and holds up nothing else; inside it, the call waits on a task of its own.
+                if !charges.is_empty() && self.counters.may_block() && tokio::runtime::Handle::try_current().is_ok() {
                     return Verdict::Reserve { charges, rule };
                 }
                 match self.reserve_at(&charges, now) {

@@ -8,7 +8,7 @@
 //! after the window rolled over touches the old key only, never the new window's count. Keys of one call may
 //! live on different hash slots, so this is for a single Redis (or a replicated primary), not Redis Cluster.
 //!
-//! The relay reserves through [`CounterStore::reserve_async`] (the store says it is [`CounterStore::remote`]):
+//! The relay reserves through [`CounterStore::reserve_async`] (the store says it is [`CounterStore::may_block`]):
 //! each call waits for its script on a task of its own, and every concurrent call's script shares one
 //! multiplexed connection, pipelined, so a round trip to Redis holds up neither the session's other messages
 //! nor a runtime thread. Refunds are sent the same way, after the client has its answer. The synchronous
@@ -344,7 +344,7 @@ impl CounterStore for RedisCounters {
         self.reserved(charges, now, answer)
     }
 
-    fn remote(&self) -> bool {
+    fn may_block(&self) -> bool {
         true
     }
 

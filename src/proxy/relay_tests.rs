@@ -172,7 +172,7 @@ impl crate::proxy::counters::CounterStore for Remote {
     fn rollback(&self, reservations: &[Reservation]) {
         self.0.rollback(reservations)
     }
-    fn remote(&self) -> bool {
+    fn may_block(&self) -> bool {
         true
     }
 }
@@ -180,6 +180,9 @@ impl crate::proxy::counters::CounterStore for Remote {
 #[test]
 fn calls_with_remote_limits_wait_for_their_reservation_then_go_on_or_are_refused() {
     use futures_util::FutureExt;
+    // Inside a runtime, as the HTTP frontend is (off it, the gate waits for the store in place).
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let _inside = runtime.enter();
     let compiled = policy::load(&policy::Source::new(policy::Syntax::Json, POLICY)).unwrap();
     let gate = PolicyGate::new(compiled, Arc::new(Remote(MemoryCounters::new())));
     let r = Relay::new(Arc::new(gate), Arc::new(Audit::disabled()), "s".into(), None);

@@ -29,12 +29,16 @@ pub trait Outbox: Send + Sync {
 }
 
 /// Deadlines of forwarded calls, in one queue per session served by one timer task. Every call gets the same
-/// timeout, so a new deadline is never earlier than those queued and the task only needs waking when the queue
-/// was empty: no task, no wake-up and no abort per call, and an answered call leaves nothing behind.
+/// timeout, so a new deadline is never earlier than any the timer already sleeps towards: the task only needs
+/// waking when it sleeps without one. An answered call leaves its deadline to pass unnoticed (the timer finds
+/// nothing due and sleeps on towards the next), so a session of sequential calls costs no wake-up, no timer
+/// registration and no abort per call.
 #[derive(Default)]
 struct Deadlines {
     queue: BTreeMap<(Instant, u64), String>,
     by_key: HashMap<String, (Instant, u64)>,
+    /// When the timer task wakes next; `None` while it waits for a notification.
+    timer: Option<Instant>,
 }
 
 /// One MCP session between a client and an upstream.
@@ -176,7 +180,7 @@ impl Session {
         if !deadlines.is_empty() {
             let at = Instant::now() + self.call_timeout;
             let mut d = self.deadlines();
-            let was_empty = d.queue.is_empty();
+            let idle = d.timer.is_none();
             for (key, serial) in deadlines {
                 d.queue.insert((at, serial), key.clone());
                 if let Some(old) = d.by_key.insert(key, (at, serial)) {
@@ -184,7 +188,7 @@ impl Session {
                 }
             }
             drop(d);
-            if was_empty {
+            if idle {
                 self.wake.notify_one();
             }
         }
@@ -326,7 +330,10 @@ async fn expire_calls(session: Weak<Session>, wake: Arc<Notify>) {
     loop {
         let next = {
             let Some(s) = session.upgrade() else { return };
-            s.deadlines().queue.first_key_value().map(|(k, _)| k.0)
+            let mut d = s.deadlines();
+            // Read and published under one lock: a deadline armed after this sees `None` and notifies.
+            d.timer = d.queue.first_key_value().map(|(k, _)| k.0);
+            d.timer
         };
         match next {
             None => wake.notified().await,

@@ -4,14 +4,17 @@
 //! The SQL lives in the store (`store::counters`); this adapter only maps charges to rows and errors to the
 //! operator's `--state-failure`. One connection per process, behind a mutex: a reservation is one short
 //! `BEGIN IMMEDIATE` transaction (WAL, `synchronous=NORMAL`, cached statements: tens of microseconds), so
-//! several proxy processes sharing the file are exact too. The call runs under `block_in_place` like the Redis
-//! store, because another process may hold the write lock for a moment. A database locked for longer than
+//! several proxy processes sharing the file are exact too. Because another process may hold the write lock for
+//! a moment, a reservation inside the runtime runs on the blocking pool ([`CounterStore::reserve_async`]), and
+//! elsewhere under `block_in_place`. A database locked for longer than
 //! [`BUSY`], or broken, is "state unavailable": refused or allowed uncounted, audited, as with Redis.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+
+use futures_util::future::BoxFuture;
 
 use super::audit::Audit;
 use super::counters::{
@@ -25,6 +28,8 @@ pub const BUSY: Duration = Duration::from_secs(1);
 
 /// Counters in an SQLite file.
 pub struct SqliteCounters {
+    /// This store itself, for reservations sent to the blocking pool.
+    me: Weak<SqliteCounters>,
     store: Mutex<Store>,
     path: PathBuf,
     failure: StateFailure,
@@ -46,13 +51,20 @@ fn signed(x: u64) -> i64 {
 impl SqliteCounters {
     /// Open (creating and migrating) the database at `path`. Unlike Redis, a file that cannot be opened stops
     /// the start: it is local, so the problem is the operator's to fix now, not a network blip.
-    pub fn open(path: &Path, failure: StateFailure, audit: Arc<Audit>) -> Result<SqliteCounters, StoreError> {
+    pub fn open(path: &Path, failure: StateFailure, audit: Arc<Audit>) -> Result<Arc<SqliteCounters>, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| StoreError::Io { path: parent.to_path_buf(), source })?;
         }
         let store = Store::open(path)?;
         store.set_busy_timeout(BUSY)?;
-        Ok(SqliteCounters { store: Mutex::new(store), path: path.to_path_buf(), failure, audit, down: false.into() })
+        Ok(Arc::new_cyclic(|me| SqliteCounters {
+            me: me.clone(),
+            store: Mutex::new(store),
+            path: path.to_path_buf(),
+            failure,
+            audit,
+            down: false.into(),
+        }))
     }
 
     pub fn path(&self) -> &Path {
@@ -120,6 +132,20 @@ impl CounterStore for SqliteCounters {
         }
     }
 
+    fn may_block(&self) -> bool {
+        true
+    }
+
+    fn reserve_async(&self, charges: Vec<Charge>, now: u64) -> BoxFuture<'_, Result<Vec<Reservation>, ReserveError>> {
+        let Some(me) = self.me.upgrade() else { return Box::pin(std::future::ready(self.reserve(&charges, now))) };
+        Box::pin(async move {
+            match tokio::task::spawn_blocking(move || me.reserve(&charges, now)).await {
+                Ok(result) => result,
+                Err(e) => state_unavailable(self.failure, &self.audit, &e),
+            }
+        })
+    }
+
     fn rollback(&self, reservations: &[Reservation]) {
         let refunds: Vec<CounterRefund<'_>> = reservations
             .iter()
@@ -148,7 +174,7 @@ mod tests {
         Charge { key: key.into(), window: Window::Day, max, amount, refundable }
     }
 
-    fn open(path: &Path, failure: StateFailure) -> SqliteCounters {
+    fn open(path: &Path, failure: StateFailure) -> Arc<SqliteCounters> {
         SqliteCounters::open(path, failure, Arc::new(Audit::disabled())).unwrap()
     }
 
