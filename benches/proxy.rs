@@ -121,7 +121,10 @@ fn http_part(
     println!("\nStreamable HTTP, {clients} concurrent clients x {per_client} calls of `echo`:");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let server = HttpServer::start(exe, None);
-    let proxy = HttpProxy::start(toolwarden, policy, data, &server.url, &[], None);
+    // `BENCH_PROXY_ARGS` adds flags to the plain proxied runs (to compare configurations).
+    let extra = std::env::var("BENCH_PROXY_ARGS").unwrap_or_default();
+    let extra: Vec<&str> = extra.split_whitespace().collect();
+    let proxy = HttpProxy::start(toolwarden, policy, data, &server.url, &extra, None);
     let relay = HttpProxy::null_relay(exe, &server.url, None);
     let direct = measure(&rt, &server.url, clients, per_client, &server, None);
     let floor = measure(&rt, &relay.url, clients, per_client, &server, Some(&relay));
@@ -186,7 +189,7 @@ fn http_part(
         return;
     }
     let server = HttpServer::start(exe, Some(0));
-    let proxy = HttpProxy::start(toolwarden, policy, data, &server.url, &[], Some(1));
+    let proxy = HttpProxy::start(toolwarden, policy, data, &server.url, &extra, Some(1));
     let relay = HttpProxy::null_relay(exe, &server.url, Some(1));
     let direct = measure(&rt, &server.url, clients, per_client, &server, None);
     let floor = measure(&rt, &relay.url, clients, per_client, &server, Some(&relay));
