@@ -3,8 +3,8 @@ use serde_json::json;
 use super::*;
 use crate::proxy::test_redis::RedisServer;
 
-fn request<'a>(args: &'a Value, identity: Option<&'a str>) -> SharedRequest<'a> {
-    SharedRequest {
+fn request<'a>(args: &'a Value, identity: Option<&'a str>) -> NewApproval<'a> {
+    NewApproval {
         tool: "drop",
         arguments: args,
         args_sha256: "abc",
@@ -13,7 +13,7 @@ fn request<'a>(args: &'a Value, identity: Option<&'a str>) -> SharedRequest<'a> 
         session: "s1",
         identity,
         approve_for_secs: None,
-        timeout: Duration::from_secs(60),
+        owner_pid: std::process::id(),
     }
 }
 
@@ -33,8 +33,8 @@ fn a_request_is_listed_decided_once_and_published() {
     let queue = Arc::new(SharedQueue::new(&server.url, "t").unwrap());
     let other = SharedQueue::new(&server.url, "t").unwrap();
     let args = json!({"n": 1});
-    let id = queue.enqueue(&request(&args, Some("alice"))).unwrap();
-    let second = queue.enqueue(&request(&args, None)).unwrap();
+    let id = queue.enqueue(&request(&args, Some("alice")), Duration::from_secs(60)).unwrap();
+    let second = queue.enqueue(&request(&args, None), Duration::from_secs(60)).unwrap();
     assert!(second > id, "ids are global and increasing");
     let listed = other.list(false).unwrap();
     assert_eq!(listed.iter().map(|a| a.id).collect::<Vec<_>>(), [id, second]);
