@@ -1,4 +1,5 @@
-//! A private `redis-server` for the unit tests of the state kept in Redis (counters, approvals).
+//! A private `redis-server` for the tests of the state kept in Redis (counters, approvals): the unit tests
+//! here, and the integration tests, which include this same file (`tests/integration/proxy_redis.rs`).
 //!
 //! Each test starts its own on a free loopback port, so tests run in parallel without sharing keys, and can
 //! kill it and start it again on the same port to see what an outage and a return look like to a client.
@@ -47,7 +48,7 @@ impl RedisServer {
             .expect("start redis-server");
         self.child = Some(child);
         // Bounded wait for the server to accept connections (it starts in milliseconds).
-        for _ in 0..200 {
+        for _ in 0..400 {
             if self.answers() {
                 return;
             }
