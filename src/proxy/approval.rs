@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::audit;
-use super::redis_approvals::{SharedQueue, SharedRequest};
+use super::redis_approvals::SharedQueue;
 use super::relay::Held;
 use crate::journal::Journal;
 use crate::store::{Approval, Decision, NewApproval};
@@ -138,24 +138,11 @@ impl Approvals {
             };
             let local = journal.request_approval(&new)?;
             // Redis down: the call can still be decided on this host, so it waits rather than failing.
-            let shared = shared.and_then(|q| {
-                let request = SharedRequest {
-                    tool: &h.call.tool,
-                    arguments: &h.call.arguments,
-                    args_sha256: &digest,
-                    reason: Some(&h.reason),
-                    rule: h.rule.as_deref(),
-                    session: &h.call.session,
-                    identity: h.call.identity.as_deref(),
-                    approve_for_secs: approve_for,
-                    timeout,
-                };
-                match q.enqueue(&request) {
-                    Ok(id) => Some((q, id)),
-                    Err(e) => {
-                        tracing::warn!("{e}; the call can only be approved on this host (local id {local})");
-                        None
-                    }
+            let shared = shared.and_then(|q| match q.enqueue(&new, timeout) {
+                Ok(id) => Some((q, id)),
+                Err(e) => {
+                    tracing::warn!("{e}; the call can only be approved on this host (local id {local})");
+                    None
                 }
             });
             Ok::<_, crate::store::StoreError>(Ok(Queued { local, shared }))

@@ -26,6 +26,8 @@ pub mod session;
 pub mod sqlite_counters;
 mod stdio;
 pub mod supervisor;
+#[cfg(test)]
+mod test_redis;
 pub mod upstream;
 
 use std::collections::HashMap;

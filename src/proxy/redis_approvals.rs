@@ -26,7 +26,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::redis_counters::TIMEOUT;
-use crate::store::{Approval, Decision};
+use crate::store::{Approval, Decision, NewApproval};
 
 /// Seconds a request's hash outlives its approval timeout: long enough for `list --all` to show how it ended.
 pub const EXPIRY_SLACK: u64 = 300;
@@ -39,21 +39,6 @@ pub enum SharedQueueError {
     Redis(#[from] redis::RedisError),
     #[error("approval queue in Redis: {0}")]
     Data(String),
-}
-
-/// A call to put in the shared queue.
-#[derive(Debug, Clone)]
-pub struct SharedRequest<'a> {
-    pub tool: &'a str,
-    pub arguments: &'a Value,
-    pub args_sha256: &'a str,
-    pub reason: Option<&'a str>,
-    pub rule: Option<&'a str>,
-    pub session: &'a str,
-    pub identity: Option<&'a str>,
-    pub approve_for_secs: Option<i64>,
-    /// How long the proxy waits: the hash expires this much (plus slack) from now.
-    pub timeout: Duration,
 }
 
 /// KEYS: the request's hash, the id set, the standing-approval key. ARGV: status, decided_at, decided_by,
@@ -195,9 +180,10 @@ impl SharedQueue {
         result
     }
 
-    /// Put a call in the shared queue; returns its id.
-    pub fn enqueue(&self, r: &SharedRequest<'_>) -> Result<i64, SharedQueueError> {
-        let ttl = r.timeout.as_secs().saturating_add(EXPIRY_SLACK);
+    /// Put a call in the shared queue (the same request as the local queue's; `owner_pid` is not shared)
+    /// for a proxy that waits `timeout`: the hash expires that long (plus slack) from now. Returns its id.
+    pub fn enqueue(&self, r: &NewApproval<'_>, timeout: Duration) -> Result<i64, SharedQueueError> {
+        let ttl = timeout.as_secs().saturating_add(EXPIRY_SLACK);
         let expires = unix_now().saturating_add(ttl);
         let arguments = serde_json::to_string(r.arguments).map_err(|e| SharedQueueError::Data(e.to_string()))?;
         let identity = r.identity.map(|i| format!("={i}")).unwrap_or_default();

@@ -1,53 +1,10 @@
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-
 use serde_json::json;
 
 use super::*;
+use crate::proxy::test_redis::RedisServer;
 
-/// A private `redis-server` on a free loopback port, killed on drop.
-struct Server {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> Server {
-        let program = std::env::var("TOOLWARDEN_TEST_REDIS_SERVER")
-            .expect("TOOLWARDEN_TEST_REDIS_SERVER is not set: run the tests through scripts/test");
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(program)
-            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let url = format!("redis://127.0.0.1:{port}/0");
-        let server = Server { child, url, _dir: dir };
-        let probe = SharedQueue::new(&server.url, "probe").unwrap();
-        // Bounded wait for the server to accept connections (it starts in milliseconds).
-        for _ in 0..200 {
-            if probe.list(true).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("redis-server did not start on port {port}");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn request<'a>(args: &'a Value, identity: Option<&'a str>) -> SharedRequest<'a> {
-    SharedRequest {
+fn request<'a>(args: &'a Value, identity: Option<&'a str>) -> NewApproval<'a> {
+    NewApproval {
         tool: "drop",
         arguments: args,
         args_sha256: "abc",
@@ -56,7 +13,7 @@ fn request<'a>(args: &'a Value, identity: Option<&'a str>) -> SharedRequest<'a> 
         session: "s1",
         identity,
         approve_for_secs: None,
-        timeout: Duration::from_secs(60),
+        owner_pid: std::process::id(),
     }
 }
 
@@ -72,12 +29,12 @@ fn standing_keys_separate_callers_tools_and_arguments() {
 
 #[test]
 fn a_request_is_listed_decided_once_and_published() {
-    let server = Server::start();
+    let server = RedisServer::start();
     let queue = Arc::new(SharedQueue::new(&server.url, "t").unwrap());
     let other = SharedQueue::new(&server.url, "t").unwrap();
     let args = json!({"n": 1});
-    let id = queue.enqueue(&request(&args, Some("alice"))).unwrap();
-    let second = queue.enqueue(&request(&args, None)).unwrap();
+    let id = queue.enqueue(&request(&args, Some("alice")), Duration::from_secs(60)).unwrap();
+    let second = queue.enqueue(&request(&args, None), Duration::from_secs(60)).unwrap();
     assert!(second > id, "ids are global and increasing");
     let listed = other.list(false).unwrap();
     assert_eq!(listed.iter().map(|a| a.id).collect::<Vec<_>>(), [id, second]);

@@ -1,8 +1,8 @@
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 
 use super::*;
 use crate::proxy::counters::Window;
+use crate::proxy::test_redis::RedisServer;
 
 fn charge(key: &str, window: Window, max: f64, amount: f64, refundable: bool) -> Charge {
     Charge { key: key.into(), window, max, amount, refundable }
@@ -33,56 +33,14 @@ fn amounts_are_sent_in_a_form_redis_reads_back_exactly() {
     assert_eq!(number(1e21), "1000000000000000000000");
 }
 
-/// A private `redis-server` on a free loopback port, killed on drop.
-struct Server {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> Server {
-        let program = std::env::var("TOOLWARDEN_TEST_REDIS_SERVER")
-            .expect("TOOLWARDEN_TEST_REDIS_SERVER is not set: run the tests through scripts/test");
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(program)
-            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let url = format!("redis://127.0.0.1:{port}/0");
-        let server = Server { child, url, _dir: dir };
-        let probe =
-            RedisCounters::new(&server.url, "probe", StateFailure::Closed, Arc::new(Audit::disabled())).unwrap();
-        // Bounded wait for the server to accept connections (it starts in milliseconds).
-        for _ in 0..200 {
-            if probe.ping().is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("redis-server did not start on port {port}");
-    }
-
-    fn store(&self, failure: StateFailure) -> Arc<RedisCounters> {
-        RedisCounters::new(&self.url, "t", failure, Arc::new(Audit::disabled())).unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn counters(server: &RedisServer, failure: StateFailure) -> Arc<RedisCounters> {
+    RedisCounters::new(&server.url, "t", failure, Arc::new(Audit::disabled())).unwrap()
 }
 
 #[test]
 fn reserve_is_all_or_nothing_and_same_key_amounts_add_up() {
-    let server = Server::start();
-    let store = server.store(StateFailure::Closed);
+    let server = RedisServer::start();
+    let store = counters(&server, StateFailure::Closed);
     store.reserve(&[charge("b|global", Window::Minute, 1.0, 1.0, false)], 0).unwrap();
     let both =
         [charge("a|global", Window::Minute, 5.0, 1.0, false), charge("b|global", Window::Minute, 1.0, 1.0, false)];
@@ -98,8 +56,8 @@ fn reserve_is_all_or_nothing_and_same_key_amounts_add_up() {
 
 #[test]
 fn rollback_refunds_spend_only_in_its_own_bucket_and_never_below_zero() {
-    let server = Server::start();
-    let store = server.store(StateFailure::Closed);
+    let server = RedisServer::start();
+    let store = counters(&server, StateFailure::Closed);
     let spend = |amount| charge("spend|global", Window::Minute, 100.0, amount, true);
     let r = store.reserve(&[spend(40.5), charge("count|global", Window::Minute, 9.0, 1.0, false)], 0).unwrap();
     store.rollback(&r);
@@ -124,8 +82,8 @@ fn rollback_refunds_spend_only_in_its_own_bucket_and_never_below_zero() {
 
 #[test]
 fn keys_carry_their_expiry() {
-    let server = Server::start();
-    let store = server.store(StateFailure::Closed);
+    let server = RedisServer::start();
+    let store = counters(&server, StateFailure::Closed);
     let now = crate::proxy::counters::now();
     let c = charge("echo|global", Window::Hour, 10.0, 1.0, false);
     store.reserve(std::slice::from_ref(&c), now).unwrap();
@@ -136,8 +94,8 @@ fn keys_carry_their_expiry() {
 
 #[test]
 fn concurrent_callers_on_two_stores_get_exactly_the_limit() {
-    let server = Server::start();
-    let stores = [server.store(StateFailure::Closed), server.store(StateFailure::Closed)];
+    let server = RedisServer::start();
+    let stores = [counters(&server, StateFailure::Closed), counters(&server, StateFailure::Closed)];
     let admitted = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         for i in 0..32 {
@@ -175,8 +133,8 @@ fn an_unreachable_redis_refuses_or_allows_by_the_failure_mode() {
 
 #[test]
 fn async_reservations_share_one_connection_and_admit_exactly_the_limit() {
-    let server = Server::start();
-    let stores = [server.store(StateFailure::Closed), server.store(StateFailure::Closed)];
+    let server = RedisServer::start();
+    let stores = [counters(&server, StateFailure::Closed), counters(&server, StateFailure::Closed)];
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let admitted = rt.block_on(async {
         let mut tasks = Vec::new();
@@ -215,33 +173,18 @@ fn async_reservations_share_one_connection_and_admit_exactly_the_limit() {
 
 #[test]
 fn the_async_path_fails_by_the_mode_and_reconnects_when_redis_returns() {
-    let mut server = Server::start();
-    let store = server.store(StateFailure::Closed);
+    let mut server = RedisServer::start();
+    let store = counters(&server, StateFailure::Closed);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let c = || vec![charge("c|global", Window::Day, 5.0, 1.0, false)];
     assert!(rt.block_on(store.reserve_async(c(), 0)).is_ok());
-    let _ = server.child.kill();
-    let _ = server.child.wait();
+    server.stop();
     let Err(ReserveError::Unavailable(reason)) = rt.block_on(store.reserve_async(c(), 0)) else {
         panic!("closed admitted a call without Redis")
     };
     assert!(reason.ends_with("; refusing (state-failure closed)"), "{reason}");
     // The same port again (empty: nothing on disk): the next call connects afresh and is counted.
-    let port = server.url.rsplit(':').next().unwrap().split('/').next().unwrap().to_string();
-    let program = std::env::var("TOOLWARDEN_TEST_REDIS_SERVER").unwrap();
-    server.child = Command::new(program)
-        .args(["--port", &port, "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-        .current_dir(server._dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..200 {
-        if store.ping().is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    server.resume();
     assert_eq!(rt.block_on(store.reserve_async(c(), 0)).map(|r| r.len()), Ok(1));
     assert_eq!(store.used("c|global", 0).unwrap(), 1.0);
 }

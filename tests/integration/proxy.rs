@@ -735,26 +735,38 @@ fn policy_reload_applies_to_the_next_call_and_a_broken_version_is_ignored() {
     assert!(stderr.contains("policy not reloaded") && stderr.contains("sometimes"), "{stderr}");
 }
 
-#[test]
-fn thirty_two_concurrent_http_callers_get_exactly_the_limit() {
-    let env = Env::new();
-    let policy = r#"{"version":"1","default":"allow",
-      "tools":{"echo":{"limits":[{"counter":"echo_total","window":"day","max":10,"scope":"global"}]}}}"#;
-    let proxy = HttpProxy::start(&env, "p", policy, &strs(&server_args()));
+pub(crate) fn allowed(result: &Value) -> bool {
+    result["result"]["isError"] == json!(false)
+}
+
+/// At most 10 `echo` calls a day, counted once across every proxy that shares the state.
+pub(crate) const ECHO_10_A_DAY: &str = r#"{"version":"1","default":"allow",
+  "tools":{"echo":{"limits":[{"counter":"echo_total","window":"day","max":10,"scope":"global"}]}}}"#;
+
+/// 32 HTTP clients, taking turns between the proxies at `urls` (which enforce [`ECHO_10_A_DAY`]), each
+/// initialised first and then all calling `echo` at once: exactly 10 reach the server, 22 are refused.
+pub(crate) fn thirty_two_concurrent_callers_get_exactly_ten(env: &Env, urls: &[&str]) {
     let results: Vec<Value> = runtime().block_on(async {
         let mut clients = Vec::new();
-        for _ in 0..32 {
-            let mut client = McpHttp::new(&proxy.url, None);
+        for i in 0..32 {
+            let mut client = McpHttp::new(urls[i % urls.len()], None);
             client.initialize().await;
             clients.push(client);
         }
         let calls = clients.iter().enumerate().map(|(i, c)| c.call(i as u64 + 1, "echo"));
         futures_util::future::join_all(calls).await
     });
-    let allowed = results.iter().filter(|r| r["result"]["isError"] == json!(false)).count();
+    let admitted = results.iter().filter(|r| allowed(r)).count();
     let refused = results.iter().filter(|r| text(r).contains("limit `echo_total` reached")).count();
-    assert_eq!((allowed, refused), (10, 22));
-    assert_eq!(calls_received(&env).len(), 10);
+    assert_eq!((admitted, refused), (10, 22), "{results:?}");
+    assert_eq!(calls_received(env).len(), 10);
+}
+
+#[test]
+fn thirty_two_concurrent_http_callers_get_exactly_the_limit() {
+    let env = Env::new();
+    let proxy = HttpProxy::start(&env, "p", ECHO_10_A_DAY, &strs(&server_args()));
+    thirty_two_concurrent_callers_get_exactly_ten(&env, &[&proxy.url]);
 }
 
 #[test]

@@ -1,117 +1,42 @@
 //! Shared proxy state (`--state redis://…`) against a real `redis-server` that each test starts on its own
 //! free loopback port, and real proxy processes in front of the python fixture server.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-
 use serde_json::{Value, json};
 
-use super::{HttpProxy, McpHttp, StdioProxy, calls_received, runtime, server_args, strs, text};
+use super::{
+    ECHO_10_A_DAY, HttpProxy, StdioProxy, allowed, calls_received, server_args, strs, text,
+    thirty_two_concurrent_callers_get_exactly_ten,
+};
 use crate::util::Env;
 
-/// A private `redis-server`, killed on drop; `stop` and `start` again keep its port.
-struct Redis {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn new() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut redis = Redis { child: None, port, dir: tempfile::tempdir().unwrap() };
-        redis.start();
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn start(&mut self) {
-        let program = std::env::var("TOOLWARDEN_TEST_REDIS_SERVER")
-            .expect("TOOLWARDEN_TEST_REDIS_SERVER is not set: run the tests through scripts/test");
-        let child = Command::new(program)
-            .args(["--port", &self.port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-            .current_dir(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        self.child = Some(child);
-        // Bounded wait until it answers PING (it starts in milliseconds).
-        for _ in 0..400 {
-            if self.ping() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
-        panic!("redis-server did not start on port {}", self.port);
-    }
-
-    fn ping(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
-        let mut buf = [0u8; 7];
-        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+// The unit tests' private `redis-server`, the same file: one place knows how to start and probe it.
+#[path = "../../src/proxy/test_redis.rs"]
+mod test_redis;
+use test_redis::RedisServer;
 
 fn audit(env: &Env) -> Vec<Value> {
     let text = std::fs::read_to_string(env.path("audit.jsonl")).unwrap_or_default();
     text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
-fn allowed(result: &Value) -> bool {
-    result["result"]["isError"] == json!(false)
-}
-
 #[test]
 fn two_proxies_sharing_redis_admit_exactly_the_limit_under_32_concurrent_callers() {
     let env = Env::new();
-    let redis = Redis::new();
-    let url = redis.url();
-    let policy = r#"{"version":"1","default":"allow",
-      "tools":{"echo":{"limits":[{"counter":"echo_total","window":"day","max":10,"scope":"global"}]}}}"#;
+    let redis = RedisServer::start();
+    let url = redis.url.clone();
     let mut args = vec!["--state", url.as_str(), "--state-prefix", "twin"];
     let server = server_args();
     args.extend(strs(&server));
-    let a = HttpProxy::start(&env, "a", policy, &args);
-    let b = HttpProxy::start(&env, "b", policy, &args);
-    let results: Vec<Value> = runtime().block_on(async {
-        let mut clients = Vec::new();
-        for i in 0..32 {
-            let mut client = McpHttp::new(if i % 2 == 0 { &a.url } else { &b.url }, None);
-            client.initialize().await;
-            clients.push(client);
-        }
-        let calls = clients.iter().enumerate().map(|(i, c)| c.call(i as u64 + 1, "echo"));
-        futures_util::future::join_all(calls).await
-    });
-    let admitted = results.iter().filter(|r| allowed(r)).count();
-    let refused = results.iter().filter(|r| text(r).contains("limit `echo_total` reached")).count();
-    assert_eq!((admitted, refused), (10, 22), "{results:?}");
-    assert_eq!(calls_received(&env).len(), 10);
+    let a = HttpProxy::start(&env, "a", ECHO_10_A_DAY, &args);
+    let b = HttpProxy::start(&env, "b", ECHO_10_A_DAY, &args);
+    thirty_two_concurrent_callers_get_exactly_ten(&env, &[&a.url, &b.url]);
 }
 
 #[test]
 fn redis_stopped_mid_test_refuses_limited_calls_and_recovers_when_it_returns() {
     let env = Env::new();
-    let mut redis = Redis::new();
-    let url = redis.url();
+    let mut redis = RedisServer::start();
+    let url = redis.url.clone();
     let policy = r#"{"version":"1","default":"allow",
       "tools":{"echo":{"limits":[{"counter":"echo_total","window":"day","max":2,"scope":"global"}]}}}"#;
     let mut proxy = StdioProxy::start(&env, policy, &["--state", &url, "--audit", "audit.jsonl"]);
@@ -127,7 +52,7 @@ fn redis_stopped_mid_test_refuses_limited_calls_and_recovers_when_it_returns() {
     // A tool without limits does not need the shared state.
     assert_eq!(text(&proxy.call("fail", json!({}))), "failed on purpose");
     // Back on the same port (empty: it keeps nothing on disk): calls are counted again, up to the limit.
-    redis.start();
+    redis.resume();
     assert!(allowed(&proxy.call("echo", json!({"i": 3}))));
     assert!(allowed(&proxy.call("echo", json!({"i": 4}))));
     assert!(text(&proxy.call("echo", json!({"i": 5}))).contains("limit `echo_total` reached: 2 of 2 per day"));
@@ -145,8 +70,8 @@ fn redis_stopped_mid_test_refuses_limited_calls_and_recovers_when_it_returns() {
 #[test]
 fn counters_survive_a_proxy_restart() {
     let env = Env::new();
-    let redis = Redis::new();
-    let url = redis.url();
+    let redis = RedisServer::start();
+    let url = redis.url.clone();
     let policy = r#"{"version":"1","default":"allow",
       "tools":{"echo":{"limits":[{"counter":"echo_total","window":"day","max":3,"scope":"global"}]}}}"#;
     let mut first = StdioProxy::start(&env, policy, &["--state", &url]);
@@ -167,8 +92,8 @@ fn counters_survive_a_proxy_restart() {
 #[test]
 fn state_failure_open_allows_uncounted_and_says_so() {
     let env = Env::new();
-    let mut redis = Redis::new();
-    let url = redis.url();
+    let mut redis = RedisServer::start();
+    let url = redis.url.clone();
     redis.stop();
     let policy = r#"{"version":"1","default":"allow",
       "tools":{"echo":{"limits":[{"counter":"echo_total","window":"day","max":1,"scope":"global"}]}}}"#;
@@ -200,14 +125,22 @@ fn state_flags_are_checked() {
 const APPROVE_ECHO: &str = r#"{"version": "1", "default": "allow",
   "tools": {"echo": {"action": "approve", "reason": "echo needs a person"}}}"#;
 
-/// `approvals list --state …` from a host of its own, until `n` calls wait (bounded).
-fn shared_pending(host: &Env, url: &str, n: usize) -> Vec<Value> {
+/// `approvals list --state URL [--state-prefix PREFIX] [--all]` from `host` (its own data dir), as JSON.
+fn shared_list(host: &Env, url: &str, prefix: Option<&str>, all: bool) -> Vec<Value> {
     let data = host.data_dir();
-    let args = ["--data-dir", data.to_str().unwrap(), "approvals", "list", "--state", url, "--state-prefix", "shared"];
+    let mut args = vec!["--data-dir", data.to_str().unwrap(), "approvals", "list", "--state", url];
+    args.extend(prefix.map(|p| ["--state-prefix", p]).into_iter().flatten());
+    args.extend(all.then_some("--all"));
+    args.extend(["--format", "json"]);
+    host.json(args).as_array().unwrap().clone()
+}
+
+/// The calls pending in the shared queue (prefix `shared`) as seen from `host`, once `n` wait (bounded).
+fn shared_pending(host: &Env, url: &str, n: usize) -> Vec<Value> {
     for _ in 0..400 {
-        let rows = host.json(args.iter().copied().chain(["--format", "json"]));
-        if rows.as_array().unwrap().len() >= n {
-            return rows.as_array().unwrap().clone();
+        let rows = shared_list(host, url, Some("shared"), false);
+        if rows.len() >= n {
+            return rows;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -216,8 +149,8 @@ fn shared_pending(host: &Env, url: &str, n: usize) -> Vec<Value> {
 
 #[test]
 fn calls_held_by_two_proxies_on_two_hosts_are_decided_from_a_third_through_redis() {
-    let redis = Redis::new();
-    let url = redis.url();
+    let redis = RedisServer::start();
+    let url = redis.url.clone();
     let (host_a, host_b, host_c) = (Env::new(), Env::new(), Env::new());
     let args = ["--state", url.as_str(), "--state-prefix", "shared", "--approval-timeout", "60"];
     let mut a = StdioProxy::start(&host_a, APPROVE_ECHO, &args);
@@ -269,17 +202,12 @@ fn calls_held_by_two_proxies_on_two_hosts_are_decided_from_a_third_through_redis
     let denied = host_b.json(["audit", "--decision", "denied", "--format", "json"]);
     assert_eq!(denied[0]["decided_by"], json!("bob"));
     // The shared queue: nothing pending; both decisions listed with --all.
-    let data = data_c.to_str().unwrap();
-    let all = host_c.json(
-        ["--data-dir", data, "approvals", "list", "--all", "--state", &url, "--state-prefix", "shared"]
-            .into_iter()
-            .chain(["--format", "json"]),
-    );
-    let statuses: Vec<&str> = all.as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    let all = shared_list(&host_c, &url, Some("shared"), true);
+    let statuses: Vec<&str> = all.iter().map(|r| r["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["approved", "denied"]);
     // Another deployment's prefix sees none of it; the third host's own queue is empty.
-    let other = host_c.json(["--data-dir", data, "approvals", "list", "--all", "--state", &url, "--format", "json"]);
-    assert_eq!(other, json!([]));
+    assert_eq!(shared_list(&host_c, &url, None, true), Vec::<Value>::new());
+    let data = data_c.to_str().unwrap();
     assert_eq!(host_c.json(["--data-dir", data, "approvals", "list", "--all", "--format", "json"]), json!([]));
 
     // A standing approval given from C (--for) admits the same call on the other host without asking.
@@ -289,18 +217,17 @@ fn calls_held_by_two_proxies_on_two_hosts_are_decided_from_a_third_through_redis
     assert_eq!(text(&a.answer(call).0), r#"{"n": 3}"#);
     assert_eq!(text(&b.call("echo", json!({"n": 3}))), r#"{"n": 3}"#);
     assert_eq!(calls_received(&host_b), ["echo"]);
-    let pending_now = host_c.json(
-        ["--data-dir", data, "approvals", "list", "--state", &url, "--state-prefix", "shared"]
-            .into_iter()
-            .chain(["--format", "json"]),
+    assert_eq!(
+        shared_list(&host_c, &url, Some("shared"), false),
+        Vec::<Value>::new(),
+        "the standing approval queued nothing"
     );
-    assert_eq!(pending_now, json!([]), "the standing approval queued nothing");
 }
 
 #[test]
 fn a_call_held_through_redis_can_still_be_decided_on_its_own_host_and_times_out_everywhere() {
-    let redis = Redis::new();
-    let url = redis.url();
+    let redis = RedisServer::start();
+    let url = redis.url.clone();
     let (host, other) = (Env::new(), Env::new());
     let args = ["--state", url.as_str(), "--state-prefix", "shared", "--approval-timeout", "60"];
     let mut proxy = StdioProxy::start(&host, APPROVE_ECHO, &args);
@@ -311,15 +238,7 @@ fn a_call_held_through_redis_can_still_be_decided_on_its_own_host_and_times_out_
     host.ok(["approvals", "approve", &local[0]["id"].to_string(), "--as", "dave"]);
     assert_eq!(text(&proxy.answer(call).0), r#"{"n": 1}"#);
     // The shared queue learns how it ended.
-    let data = other.data_dir();
-    let all = other.json(
-        ["--data-dir", data.to_str().unwrap(), "approvals", "list", "--all", "--state", &url].into_iter().chain([
-            "--state-prefix",
-            "shared",
-            "--format",
-            "json",
-        ]),
-    );
+    let all = shared_list(&other, &url, Some("shared"), true);
     assert_eq!(all[0]["id"], shared_id);
     assert_eq!(all[0]["status"], json!("approved"));
     assert_eq!(all[0]["decided_by"], json!("dave"));
@@ -329,21 +248,14 @@ fn a_call_held_through_redis_can_still_be_decided_on_its_own_host_and_times_out_
     let mut proxy = StdioProxy::start(&host, APPROVE_ECHO, &short);
     let answer = proxy.call("echo", json!({"n": 2}));
     assert_eq!(text(&answer), "Refused by toolwarden: no one approved within 0.5 s");
-    let all = other.json(
-        ["--data-dir", data.to_str().unwrap(), "approvals", "list", "--all", "--state", &url].into_iter().chain([
-            "--state-prefix",
-            "shared",
-            "--format",
-            "json",
-        ]),
-    );
-    assert_eq!(all[1]["status"], json!("timed_out"), "{all}");
+    let all = shared_list(&other, &url, Some("shared"), true);
+    assert_eq!(all[1]["status"], json!("timed_out"), "{all:?}");
 }
 
 #[test]
 fn with_redis_down_a_held_call_is_still_decided_on_its_own_host() {
-    let mut redis = Redis::new();
-    let url = redis.url();
+    let mut redis = RedisServer::start();
+    let url = redis.url.clone();
     redis.stop();
     let host = Env::new();
     let args = ["--state", url.as_str(), "--approval-timeout", "60"];

@@ -1,14 +1,13 @@
 //! Counters in an SQLite file (`--state sqlite`, `--state sqlite:PATH`): real proxy processes in front of the
 //! python fixture server, sharing one real database file.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{HttpProxy, McpHttp, StdioProxy, calls_received, runtime, server_args, strs, text};
+use super::{
+    ECHO_10_A_DAY, HttpProxy, StdioProxy, allowed, calls_received, server_args, strs, text,
+    thirty_two_concurrent_callers_get_exactly_ten,
+};
 use crate::util::Env;
-
-fn allowed(result: &Value) -> bool {
-    result["result"]["isError"] == json!(false)
-}
 
 #[test]
 fn counters_in_the_catalogue_database_survive_a_proxy_restart() {
@@ -35,27 +34,12 @@ fn counters_in_the_catalogue_database_survive_a_proxy_restart() {
 fn two_proxies_sharing_a_file_admit_exactly_the_limit_under_32_concurrent_callers() {
     let env = Env::new();
     let state = format!("sqlite:{}", env.path("state/counters.db").display());
-    let policy = r#"{"version":"1","default":"allow",
-      "tools":{"echo":{"limits":[{"counter":"echo_total","window":"day","max":10,"scope":"global"}]}}}"#;
     let mut args = vec!["--state", state.as_str()];
     let server = server_args();
     args.extend(strs(&server));
-    let a = HttpProxy::start(&env, "a", policy, &args);
-    let b = HttpProxy::start(&env, "b", policy, &args);
-    let results: Vec<Value> = runtime().block_on(async {
-        let mut clients = Vec::new();
-        for i in 0..32 {
-            let mut client = McpHttp::new(if i % 2 == 0 { &a.url } else { &b.url }, None);
-            client.initialize().await;
-            clients.push(client);
-        }
-        let calls = clients.iter().enumerate().map(|(i, c)| c.call(i as u64 + 1, "echo"));
-        futures_util::future::join_all(calls).await
-    });
-    let admitted = results.iter().filter(|r| allowed(r)).count();
-    let refused = results.iter().filter(|r| text(r).contains("limit `echo_total` reached")).count();
-    assert_eq!((admitted, refused), (10, 22), "{results:?}");
-    assert_eq!(calls_received(&env).len(), 10);
+    let a = HttpProxy::start(&env, "a", ECHO_10_A_DAY, &args);
+    let b = HttpProxy::start(&env, "b", ECHO_10_A_DAY, &args);
+    thirty_two_concurrent_callers_get_exactly_ten(&env, &[&a.url, &b.url]);
     assert!(env.path("state/counters.db").is_file());
 }
 
