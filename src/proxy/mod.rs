@@ -109,8 +109,13 @@ fn connect(config: &Config, runtime: &tokio::runtime::Handle) -> Result<upstream
 
 /// Run the proxy until the client goes away (stdio), the upstream exits (stdio), or forever (HTTP).
 pub fn run(config: Config) -> Result<(), ProxyError> {
+    // HTTP sessions run on the runtime: one worker per CPU this process may use (its affinity mask, so a proxy
+    // pinned to one core does not juggle two workers on it). The stdio path reads and writes on threads of its
+    // own and needs the runtime only for timers and held calls: two workers at most.
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let workers = if config.listen.is_some() { cpus } else { cpus.min(2) };
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .enable_all()
         .build()
         .map_err(ProxyError::Runtime)?;
