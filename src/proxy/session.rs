@@ -69,28 +69,6 @@ impl Drop for Session {
 }
 
 impl Session {
-    pub fn new(
-        relay: Relay,
-        to_client: Arc<dyn Outbox>,
-        to_upstream: Arc<dyn Outbox>,
-        call_timeout: Duration,
-        runtime: tokio::runtime::Handle,
-    ) -> Arc<Session> {
-        Session::with_approvals(relay, to_client, to_upstream, call_timeout, runtime, None)
-    }
-
-    /// Like [`Session::new`]; calls that need approval are asked of a person through `approvals`.
-    pub fn with_approvals(
-        relay: Relay,
-        to_client: Arc<dyn Outbox>,
-        to_upstream: Arc<dyn Outbox>,
-        call_timeout: Duration,
-        runtime: tokio::runtime::Handle,
-        approvals: Option<Arc<Approvals>>,
-    ) -> Arc<Session> {
-        Session::build(relay, to_client, to_upstream, call_timeout, runtime, approvals, None)
-    }
-
     /// A session with the upstream `connected` (restarted when it crashes, if it is supervised).
     pub fn connected(
         relay: Relay,
