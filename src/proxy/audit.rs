@@ -30,7 +30,10 @@ pub enum AuditError {
 /// One decision.
 #[derive(Debug, Serialize)]
 pub struct Record<'a> {
-    pub time: String,
+    /// Read once per record; written as RFC 3339 (nanoseconds) in the file and as the store's fixed-width
+    /// millisecond form in the table.
+    #[serde(serialize_with = "rfc3339")]
+    pub time: jiff::Timestamp,
     pub session: &'a str,
     pub identity: Option<&'a str>,
     pub tool: &'a str,
@@ -55,7 +58,7 @@ pub struct Record<'a> {
 impl Record<'_> {
     fn row(&self) -> AuditRow {
         AuditRow {
-            time: crate::store::format_time(jiff::Timestamp::now()),
+            time: crate::store::format_time(self.time),
             session: self.session.to_string(),
             identity: self.identity.map(str::to_string),
             tool: self.tool.to_string(),
@@ -180,6 +183,10 @@ impl Audit {
             tracing::error!("writing audit log: {e}");
         }
     }
+}
+
+fn rfc3339<S: serde::Serializer>(time: &jiff::Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(time)
 }
 
 /// The current time as RFC 3339 UTC.

@@ -494,7 +494,7 @@ impl Relay {
             return;
         }
         self.audit.write(&Record {
-            time: audit::timestamp(),
+            time: jiff::Timestamp::now(),
             session: &self.session,
             identity: self.identity.as_deref(),
             tool,
@@ -615,7 +615,7 @@ impl Relay {
             return;
         }
         self.audit.write(&Record {
-            time: audit::timestamp(),
+            time: jiff::Timestamp::now(),
             session: &self.session,
             identity: self.identity.as_deref(),
             tool: call.tool,
@@ -732,7 +732,7 @@ impl Relay {
             return;
         }
         self.audit.write(&Record {
-            time: audit::timestamp(),
+            time: jiff::Timestamp::now(),
             session: &self.session,
             identity: self.identity.as_deref(),
             tool: &call.tool,
