@@ -120,22 +120,22 @@ fn http_part(
     let per_client = (calls / clients / 4).max(50);
     println!("\nStreamable HTTP, {clients} concurrent clients x {per_client} calls of `echo`:");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let server = HttpServer::start(exe, None);
+    let server = HttpProcess::server(exe, None);
     // `BENCH_PROXY_ARGS` adds flags to the plain proxied runs (to compare configurations).
     let extra = std::env::var("BENCH_PROXY_ARGS").unwrap_or_default();
     let extra: Vec<&str> = extra.split_whitespace().collect();
-    let proxy = HttpProxy::start(toolwarden, policy, data, &server.url, &extra, None);
-    let relay = HttpProxy::null_relay(exe, &server.url, None);
+    let proxy = HttpProcess::proxy(toolwarden, policy, data, &server.url, &extra, None);
+    let relay = HttpProcess::null_relay(exe, &server.url, None);
     let direct = measure(&rt, &server.url, clients, per_client, &server, None);
     let floor = measure(&rt, &relay.url, clients, per_client, &server, Some(&relay));
     let proxied = measure(&rt, &proxy.url, clients, per_client, &server, Some(&proxy));
     drop((proxy, relay));
     let with_redis = redis.map(|redis| {
-        let proxy = HttpProxy::start(toolwarden, policy, data, &server.url, &["--state", &redis.url], None);
+        let proxy = HttpProcess::proxy(toolwarden, policy, data, &server.url, &["--state", &redis.url], None);
         measure(&rt, &proxy.url, clients, per_client, &server, Some(&proxy))
     });
     let with_sqlite = {
-        let proxy = HttpProxy::start(toolwarden, policy, data, &server.url, &["--state", "sqlite"], None);
+        let proxy = HttpProcess::proxy(toolwarden, policy, data, &server.url, &["--state", "sqlite"], None);
         measure(&rt, &proxy.url, clients, per_client, &server, Some(&proxy))
     };
     report("direct", &direct.run, None);
@@ -188,9 +188,9 @@ fn http_part(
         println!("  proxy on a core of its own: skipped (needs 2 CPUs and `taskset`)");
         return;
     }
-    let server = HttpServer::start(exe, Some(0));
-    let proxy = HttpProxy::start(toolwarden, policy, data, &server.url, &extra, Some(1));
-    let relay = HttpProxy::null_relay(exe, &server.url, Some(1));
+    let server = HttpProcess::server(exe, Some(0));
+    let proxy = HttpProcess::proxy(toolwarden, policy, data, &server.url, &extra, Some(1));
+    let relay = HttpProcess::null_relay(exe, &server.url, Some(1));
     let direct = measure(&rt, &server.url, clients, per_client, &server, None);
     let floor = measure(&rt, &relay.url, clients, per_client, &server, Some(&relay));
     drop(relay);
@@ -203,69 +203,57 @@ fn http_part(
     println!("  throughput through the proxy: {:.0} % of direct", 100.0 * proxied.run.rate / direct.run.rate);
 }
 
-/// The bench binary serving `echo` over Streamable HTTP, optionally pinned to one CPU.
-struct HttpServer {
+/// A process serving MCP over Streamable HTTP on a free loopback port (the bench server, a null relay, a proxy),
+/// optionally pinned to one CPU, killed on drop.
+struct HttpProcess {
     child: Child,
     url: String,
 }
 
-impl HttpServer {
-    fn start(exe: &std::path::Path, cpu: Option<usize>) -> HttpServer {
+impl HttpProcess {
+    /// Start `program`, configured by `setup` with the port it is to listen on.
+    fn start(program: &std::ffi::OsStr, cpu: Option<usize>, setup: impl FnOnce(&mut Command, u16)) -> HttpProcess {
         let port = free_port();
-        let mut cmd = pinned_command(exe.as_os_str(), cpu);
-        let child = cmd.env(SERVER_ENV, format!("http:{port}")).spawn().unwrap();
+        let mut cmd = pinned_command(program, cpu);
+        setup(&mut cmd, port);
+        let child = cmd.spawn().unwrap();
         wait_for(port);
-        HttpServer { child, url: format!("http://127.0.0.1:{port}/mcp") }
+        HttpProcess { child, url: format!("http://127.0.0.1:{port}/mcp") }
     }
-}
 
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// The bench binary serving `echo`.
+    fn server(exe: &std::path::Path, cpu: Option<usize>) -> HttpProcess {
+        HttpProcess::start(exe.as_os_str(), cpu, |cmd, port| {
+            cmd.env(SERVER_ENV, format!("http:{port}"));
+        })
     }
-}
 
-/// `toolwarden proxy --listen` in front of `upstream`, optionally pinned to one CPU.
-struct HttpProxy {
-    child: Child,
-    url: String,
-}
+    /// The bench binary as a null relay in front of `upstream`.
+    fn null_relay(exe: &std::path::Path, upstream: &str, cpu: Option<usize>) -> HttpProcess {
+        HttpProcess::start(exe.as_os_str(), cpu, |cmd, port| {
+            cmd.env(SERVER_ENV, format!("relay:{port} {upstream}"));
+        })
+    }
 
-impl HttpProxy {
-    fn start(
+    /// `toolwarden proxy --listen` in front of `upstream`.
+    fn proxy(
         toolwarden: &str,
         policy: &str,
         data: &std::path::Path,
         upstream: &str,
         extra: &[&str],
         cpu: Option<usize>,
-    ) -> HttpProxy {
-        let port = free_port();
-        let child = pinned_command(toolwarden.as_ref(), cpu)
-            .env("TOOLWARDEN_DATA_DIR", data)
-            .args(["proxy", "--policy", policy, "--listen", &port.to_string(), "--upstream", upstream])
-            .args(extra)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for(port);
-        HttpProxy { child, url: format!("http://127.0.0.1:{port}/mcp") }
+    ) -> HttpProcess {
+        HttpProcess::start(toolwarden.as_ref(), cpu, |cmd, port| {
+            cmd.env("TOOLWARDEN_DATA_DIR", data)
+                .args(["proxy", "--policy", policy, "--listen", &port.to_string(), "--upstream", upstream])
+                .args(extra)
+                .stderr(Stdio::null());
+        })
     }
 }
 
-impl HttpProxy {
-    /// The bench binary as a null relay in front of `upstream`.
-    fn null_relay(exe: &std::path::Path, upstream: &str, cpu: Option<usize>) -> HttpProxy {
-        let port = free_port();
-        let child =
-            pinned_command(exe.as_os_str(), cpu).env(SERVER_ENV, format!("relay:{port} {upstream}")).spawn().unwrap();
-        wait_for(port);
-        HttpProxy { child, url: format!("http://127.0.0.1:{port}/mcp") }
-    }
-}
-
-impl Drop for HttpProxy {
+impl Drop for HttpProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -296,8 +284,8 @@ fn measure(
     url: &str,
     clients: usize,
     per_client: usize,
-    server: &HttpServer,
-    proxy: Option<&HttpProxy>,
+    server: &HttpProcess,
+    proxy: Option<&HttpProcess>,
 ) -> Measured {
     let me = std::process::id();
     let pids = [me, server.child.id(), proxy.map_or(0, |p| p.child.id())];
