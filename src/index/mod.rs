@@ -148,6 +148,9 @@ pub enum Opened {
     Replaced,
 }
 
+/// How often an existing index that fails to open is tried before it is replaced.
+const OPEN_ATTEMPTS: usize = 5;
+
 /// The open index: a reader always, a writer only while writing.
 pub struct SearchIndex {
     dir: PathBuf,
@@ -171,13 +174,23 @@ impl SearchIndex {
         let io = |source| IndexError::Io { path: dir.to_path_buf(), source };
         let existing = dir.join("meta.json").exists();
         if existing {
-            match Index::open_in_dir(dir) {
-                Ok(index) if index.schema() == schema => {
-                    if let Ok(opened) = SearchIndex::from_index(dir, index, fields) {
-                        return Ok((opened, Opened::Existing));
-                    }
+            // Another process may be committing (and collecting the segments of the previous commit) while we
+            // read: a failure to open is retried before the index counts as unreadable, or we would delete an
+            // index a concurrent import is writing.
+            for attempt in 0..OPEN_ATTEMPTS {
+                if attempt > 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
                 }
-                Ok(_) | Err(_) => {}
+                match Index::open_in_dir(dir) {
+                    Ok(index) if index.schema() == schema => {
+                        if let Ok(opened) = SearchIndex::from_index(dir, index, fields) {
+                            return Ok((opened, Opened::Existing));
+                        }
+                    }
+                    // Another schema is not transient: replace it at once.
+                    Ok(_) => break,
+                    Err(_) => {}
+                }
             }
             tracing::debug!("replacing unreadable search index at {}", dir.display());
             std::fs::remove_dir_all(dir).map_err(io)?;
