@@ -20,6 +20,9 @@ use super::relay::Held;
 use crate::journal::Journal;
 use crate::store::{Approval, Decision, NewApproval};
 
+/// Why a queued call is closed as `expired` when nobody waits for it any more.
+const GONE: &str = "the call no longer waits: the client cancelled it or its session ended";
+
 /// How often a queued call's row is read while waiting.
 const POLL: Duration = Duration::from_millis(150);
 
@@ -180,7 +183,7 @@ impl Approvals {
                     (Arc::clone(q), *id, Arc::clone(&self.journal), queued.local, why.clone());
                 let read = tokio::task::spawn_blocking(move || -> Result<Option<Approval>, String> {
                     if gone {
-                        q.close(id, "expired", None, "the session that asked ended").map_err(|e| e.to_string())?;
+                        q.close(id, "expired", None, GONE).map_err(|e| e.to_string())?;
                     } else if timed_out {
                         q.close(id, "timed_out", None, &why).map_err(|e| e.to_string())?;
                     }
@@ -219,7 +222,7 @@ impl Approvals {
             let id = queued.local;
             let read = tokio::task::spawn_blocking(move || {
                 if gone {
-                    journal.close_approval(id, "expired", "the session that asked ended")?;
+                    journal.close_approval(id, "expired", GONE)?;
                 } else if timed_out && journal.close_approval(id, "timed_out", &why)? {
                     return Ok(None);
                 }

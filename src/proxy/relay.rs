@@ -418,6 +418,12 @@ impl Relay {
                 tracing::warn!(session = %self.session, "dropped a tools/call sent as a notification (no id)");
                 One::Answer(None)
             }
+            (Some(Value::String(method)), None) if method == "notifications/cancelled" => {
+                // A call still held for a person or for its limits never reached the upstream: it is withdrawn
+                // here (a later approval or reservation then forwards nothing), and the upstream is not told.
+                let key = obj.get("params").and_then(|p| p.get("requestId")).and_then(valid_id);
+                if key.is_some_and(|k| self.withdraw(&k)) { One::Answer(None) } else { One::Forward(None) }
+            }
             (Some(Value::String(_)), None) => One::Forward(None),
             (None, Some(id)) if obj.contains_key("result") || obj.contains_key("error") => {
                 // The client's answer to one of our own requests goes to whoever waits for it, not upstream.
@@ -628,6 +634,22 @@ impl Relay {
             upstream_latency_us: Some(started.elapsed().as_micros() as u64),
             decided_by: None,
         });
+    }
+
+    /// The client cancelled a call that is not forwarded yet (held for a person, or waiting for its limits):
+    /// forget it. `false` when no such call waits under `key`.
+    fn withdraw(&self, key: &str) -> bool {
+        let pending = {
+            let mut inflight = self.lock();
+            if !matches!(inflight.get(key).map(|p| &p.kind), Some(Kind::Held { .. } | Kind::Reserving { .. })) {
+                return false;
+            }
+            inflight.remove(key)
+        };
+        if let Some(Pending { kind: Kind::Held { call, rule, .. }, .. }) = &pending {
+            self.audit_approval(call, "cancelled", rule.as_deref(), "cancelled by the client", None);
+        }
+        true
     }
 
     /// Whether the call with this id key still waits for a person.

@@ -140,3 +140,24 @@ fn a_pin_hides_changed_and_new_tools_and_refuses_their_calls() {
     assert!(text(r.from_client(&call(json!(3), "c"))).contains("not among the tools pinned"));
     assert!(r.from_client(&call(json!(4), "a")).upstream.is_some());
 }
+
+fn cancelled(id: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":id}})).unwrap()
+}
+
+#[test]
+fn a_cancelled_held_call_is_withdrawn_and_never_forwarded() {
+    let r = relay(true);
+    let out = r.from_client(&call(json!(5), "drop"));
+    assert_eq!(out.held.len(), 1);
+    let key = out.held[0].key.clone();
+    // The upstream never saw the call, so it is not told about the cancellation either.
+    let out = r.from_client(&cancelled(json!(5)));
+    assert!(out.upstream.is_none() && out.client.is_empty(), "{out:?}");
+    assert!(!r.is_held(&key));
+    assert!(r.approved(&key, "alice").is_none(), "a later approval forwards nothing");
+    // The id is free again; a cancellation of a forwarded call still goes upstream.
+    let out = r.from_client(&call(json!(5), "other"));
+    assert!(out.upstream.is_some());
+    assert!(r.from_client(&cancelled(json!(5))).upstream.is_some());
+}

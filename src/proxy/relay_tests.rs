@@ -209,4 +209,12 @@ fn calls_with_remote_limits_wait_for_their_reservation_then_go_on_or_are_refused
     let closed = r.upstream_closed("gone");
     assert!(closed.iter().any(|a| a.answers == ["5"]), "the waiting call is answered when the upstream closes");
     assert!(r.reserved(&waiting.key, Ok(Vec::new())).is_none());
+    // A call the client cancels while its limits are being reserved is withdrawn: nothing goes upstream, then or
+    // when the reservation comes back.
+    let mut out = r.from_client(&call(6, "echo"));
+    let waiting = out.reserving.pop().unwrap();
+    let cancel = json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":6}});
+    let out = r.from_client(&serde_json::to_vec(&cancel).unwrap());
+    assert!(out.upstream.is_none() && out.client.is_empty());
+    assert!(r.reserved(&waiting.key, Ok(Vec::new())).is_none());
 }
