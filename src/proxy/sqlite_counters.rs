@@ -5,13 +5,14 @@
 //! operator's `--state-failure`. One connection per process, behind a mutex: a reservation is one short
 //! `BEGIN IMMEDIATE` transaction (WAL, `synchronous=NORMAL`, cached statements: tens of microseconds), so
 //! several proxy processes sharing the file are exact too. Because another process may hold the write lock for
-//! a moment, a reservation inside the runtime runs on the blocking pool ([`CounterStore::reserve_async`]), and
-//! elsewhere under `block_in_place`. A database locked for longer than
+//! a moment, a reservation inside the runtime ([`CounterStore::reserve_async`]) goes to a group-commit thread that
+//! decides every reservation waiting at that moment in one transaction, in order (a transaction per call was the
+//! cost of this store under concurrent calls); elsewhere it runs in place. A database locked for longer than
 //! [`BUSY`], or broken, is "state unavailable": refused or allowed uncounted, audited, as with Redis.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -21,15 +22,17 @@ use super::counters::{
     Charge, CounterStore, Exceeded, Reservation, ReserveError, StateFailure, blocking, state_unavailable,
 };
 use super::redis_counters::ttl;
-use crate::store::{CounterCharge, CounterRefund, Store, StoreError};
+use crate::store::{CounterCharge, CounterOver, CounterRefund, Store, StoreError};
 
 /// How long a reservation waits for another process's write lock before the state counts as unavailable.
 pub const BUSY: Duration = Duration::from_secs(1);
 
 /// Counters in an SQLite file.
 pub struct SqliteCounters {
-    /// This store itself, for reservations sent to the blocking pool.
+    /// This store itself, for the group-commit thread.
     me: Weak<SqliteCounters>,
+    /// Reservations waiting for the group-commit thread (started on first use).
+    jobs: OnceLock<Mutex<std::sync::mpsc::Sender<Job>>>,
     store: Mutex<Store>,
     path: PathBuf,
     failure: StateFailure,
@@ -59,6 +62,7 @@ impl SqliteCounters {
         store.set_busy_timeout(BUSY)?;
         Ok(Arc::new_cyclic(|me| SqliteCounters {
             me: me.clone(),
+            jobs: OnceLock::new(),
             store: Mutex::new(store),
             path: path.to_path_buf(),
             failure,
@@ -88,26 +92,41 @@ impl SqliteCounters {
     }
 }
 
-impl CounterStore for SqliteCounters {
-    fn reserve(&self, charges: &[Charge], now: u64) -> Result<Vec<Reservation>, ReserveError> {
-        if charges.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows: Vec<CounterCharge<'_>> = charges
-            .iter()
-            .map(|c| CounterCharge {
-                key: &c.key,
-                bucket: signed(c.window.bucket(now)),
-                max: c.max,
-                amount: c.amount,
-                expires: signed(now.saturating_add(ttl(c, now))),
-            })
-            .collect();
-        let answer = blocking(|| self.store().reserve_counters(&rows, signed(now)));
+/// One reservation for the group-commit thread, and where its answer goes.
+struct Job {
+    charges: Vec<Charge>,
+    now: u64,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<Reservation>, ReserveError>>,
+}
+
+/// Most reservations decided in one transaction.
+const GROUP: usize = 256;
+
+fn rows(charges: &[Charge], now: u64) -> Vec<CounterCharge<'_>> {
+    charges
+        .iter()
+        .map(|c| CounterCharge {
+            key: &c.key,
+            bucket: signed(c.window.bucket(now)),
+            max: c.max,
+            amount: c.amount,
+            expires: signed(now.saturating_add(ttl(c, now))),
+        })
+        .collect()
+}
+
+impl SqliteCounters {
+    /// What the store's answer means for the call.
+    fn answer(
+        &self,
+        charges: &[Charge],
+        now: u64,
+        answer: Result<Result<(), CounterOver>, &StoreError>,
+    ) -> Result<Vec<Reservation>, ReserveError> {
         match answer {
             Err(e) => {
                 self.down.store(true, Ordering::Relaxed);
-                state_unavailable(self.failure, &self.audit, &e)
+                state_unavailable(self.failure, &self.audit, e)
             }
             Ok(Ok(())) => {
                 self.reachable();
@@ -132,17 +151,69 @@ impl CounterStore for SqliteCounters {
         }
     }
 
+    /// The queue of the group-commit thread, started on first use. The thread holds only a weak reference, so
+    /// it ends when the store is dropped (its queue closes).
+    fn jobs(&self) -> std::sync::mpsc::Sender<Job> {
+        let jobs = self.jobs.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<Job>();
+            let me = self.me.clone();
+            std::thread::spawn(move || group_commit(&me, &rx));
+            Mutex::new(tx)
+        });
+        jobs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Decide every reservation waiting in the queue in one transaction: under concurrent calls one write lock and
+/// one commit serve many of them, which is what a transaction per call cannot offer.
+fn group_commit(me: &Weak<SqliteCounters>, rx: &std::sync::mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        jobs.extend(rx.try_iter().take(GROUP - 1));
+        let Some(store) = me.upgrade() else { return };
+        // One clock for the batch: the calls arrived within the same moment.
+        let now = jobs.iter().map(|j| j.now).max().unwrap_or(0);
+        let rows: Vec<Vec<CounterCharge<'_>>> = jobs.iter().map(|j| rows(&j.charges, now)).collect();
+        let requests: Vec<&[CounterCharge<'_>]> = rows.iter().map(Vec::as_slice).collect();
+        let answers = store.store().reserve_counters_batch(&requests, signed(now));
+        let answers: Vec<Result<Vec<Reservation>, ReserveError>> = match &answers {
+            Ok(answers) => {
+                jobs.iter().zip(answers).map(|(j, a)| store.answer(&j.charges, now, Ok(a.clone()))).collect()
+            }
+            Err(e) => jobs.iter().map(|j| store.answer(&j.charges, now, Err(e))).collect(),
+        };
+        drop(rows);
+        for (job, answer) in jobs.into_iter().zip(answers) {
+            let _ = job.reply.send(answer);
+        }
+    }
+}
+
+impl CounterStore for SqliteCounters {
+    fn reserve(&self, charges: &[Charge], now: u64) -> Result<Vec<Reservation>, ReserveError> {
+        if charges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = rows(charges, now);
+        let answer = blocking(|| self.store().reserve_counters(&rows, signed(now)));
+        self.answer(charges, now, answer.as_ref().map(Clone::clone))
+    }
+
     fn may_block(&self) -> bool {
         true
     }
 
+    /// Through the group-commit thread: the call waits on its own task, and concurrent calls share transactions.
     fn reserve_async(&self, charges: Vec<Charge>, now: u64) -> BoxFuture<'_, Result<Vec<Reservation>, ReserveError>> {
-        let Some(me) = self.me.upgrade() else { return Box::pin(std::future::ready(self.reserve(&charges, now))) };
+        if charges.is_empty() {
+            return Box::pin(std::future::ready(Ok(Vec::new())));
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if let Err(std::sync::mpsc::SendError(job)) = self.jobs().send(Job { charges, now, reply }) {
+            return Box::pin(std::future::ready(self.reserve(&job.charges, job.now)));
+        }
         Box::pin(async move {
-            match tokio::task::spawn_blocking(move || me.reserve(&charges, now)).await {
-                Ok(result) => result,
-                Err(e) => state_unavailable(self.failure, &self.audit, &e),
-            }
+            answer.await.unwrap_or_else(|_| state_unavailable(self.failure, &self.audit, &"the counter thread stopped"))
         })
     }
 
@@ -198,6 +269,32 @@ mod tests {
         s.rollback(&r);
         assert_eq!(s.used("spend", Window::Day.bucket(now)).unwrap(), 0.0);
         assert_eq!(s.used("calls2", Window::Day.bucket(now)).unwrap(), 1.0, "counts are not refunded");
+    }
+
+    #[test]
+    fn concurrent_async_reservations_share_transactions_and_admit_exactly_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir.path().join("state.db"), StateFailure::Closed);
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let admitted = rt.block_on(async {
+            let tasks: Vec<_> = (0..64)
+                .map(|_| {
+                    let store = Arc::clone(&store);
+                    tokio::spawn(async move {
+                        let charges = vec![charge("a|global", 40.0, 1.0, false), charge("b|global", 99.0, 1.0, false)];
+                        store.reserve_async(charges, 86_400).await.is_ok()
+                    })
+                })
+                .collect();
+            let mut admitted = 0;
+            for t in tasks {
+                admitted += usize::from(t.await.unwrap());
+            }
+            admitted
+        });
+        assert_eq!(admitted, 40);
+        // All or nothing: the refused calls did not count on the second counter either.
+        assert_eq!(store.used("b|global", 86_400).unwrap(), 40.0);
     }
 
     #[test]

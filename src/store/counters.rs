@@ -59,28 +59,45 @@ impl Store {
         charges: &[CounterCharge<'_>],
         now: i64,
     ) -> Result<Result<(), CounterOver>, StoreError> {
+        let mut answers = self.reserve_counters_batch(&[charges], now)?;
+        Ok(answers.pop().unwrap_or(Ok(())))
+    }
+
+    /// Several reservations in one transaction (group commit: one write-lock round and one commit for all the
+    /// calls that arrived together), decided in order, each all or nothing exactly as [`Store::reserve_counters`]:
+    /// a later request sees what an earlier one added.
+    pub fn reserve_counters_batch(
+        &mut self,
+        requests: &[&[CounterCharge<'_>]],
+        now: i64,
+    ) -> Result<Vec<Result<(), CounterOver>>, StoreError> {
         let purge = now >= self.next_counter_purge;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut answers = Vec::with_capacity(requests.len());
         {
             let mut read = tx.prepare_cached("SELECT value FROM counters WHERE key = ?1 AND bucket = ?2")?;
-            let mut pending: HashMap<(&str, i64), f64> = HashMap::new();
-            for (index, c) in charges.iter().enumerate() {
-                let stored: f64 = read.query_row(params![c.key, c.bucket], |r| r.get(0)).optional()?.unwrap_or(0.0);
-                let extra = pending.entry((c.key, c.bucket)).or_insert(0.0);
-                let used = stored + *extra;
-                if used + c.amount > c.max {
-                    // Dropping the transaction rolls it back: nothing was written yet anyway.
-                    return Ok(Err(CounterOver { index, used }));
-                }
-                *extra += c.amount;
-            }
             let mut add = tx.prepare_cached(
                 "INSERT INTO counters(key, bucket, value, expires) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(key, bucket) DO UPDATE SET value = value + excluded.value,
                                                         expires = max(expires, excluded.expires)",
             )?;
-            for c in charges {
-                add.execute(params![c.key, c.bucket, c.amount, c.expires])?;
+            'request: for charges in requests {
+                let mut pending: HashMap<(&str, i64), f64> = HashMap::new();
+                for (index, c) in charges.iter().enumerate() {
+                    let stored: f64 = read.query_row(params![c.key, c.bucket], |r| r.get(0)).optional()?.unwrap_or(0.0);
+                    let extra = pending.entry((c.key, c.bucket)).or_insert(0.0);
+                    let used = stored + *extra;
+                    if used + c.amount > c.max {
+                        // Nothing of this request was written yet.
+                        answers.push(Err(CounterOver { index, used }));
+                        continue 'request;
+                    }
+                    *extra += c.amount;
+                }
+                for c in charges.iter() {
+                    add.execute(params![c.key, c.bucket, c.amount, c.expires])?;
+                }
+                answers.push(Ok(()));
             }
             if purge {
                 tx.prepare_cached("DELETE FROM counters WHERE expires < ?1")?.execute([now])?;
@@ -90,7 +107,7 @@ impl Store {
         if purge {
             self.next_counter_purge = now + PURGE_EVERY;
         }
-        Ok(Ok(()))
+        Ok(answers)
     }
 
     /// Give back refunds to their own buckets; a bucket that is gone stays gone, and no count goes below zero.
@@ -159,6 +176,19 @@ mod tests {
         assert_eq!(twice, Err(CounterOver { index: 1, used: 2.0 }));
         assert_eq!(s.reserve_counters(&[charge("a", 60, 3.0, 3.0)], 60).unwrap(), Ok(()), "a new window");
         assert_eq!(s.counter_value("a", 0).unwrap(), 2.0);
+    }
+
+    #[test]
+    fn a_batch_decides_in_order_each_request_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(&dir);
+        let one = [charge("x", 0, 3.0, 2.0)];
+        let both = [charge("y", 0, 9.0, 1.0), charge("x", 0, 3.0, 2.0)];
+        let last = [charge("x", 0, 3.0, 1.0)];
+        let answers = s.reserve_counters_batch(&[&one, &both, &last], 0).unwrap();
+        // The second sees what the first added and is refused whole (`y` untouched); the third still fits.
+        assert_eq!(answers, [Ok(()), Err(CounterOver { index: 1, used: 2.0 }), Ok(())]);
+        assert_eq!((s.counter_value("x", 0).unwrap(), s.counter_value("y", 0).unwrap()), (3.0, 0.0));
     }
 
     #[test]
