@@ -322,3 +322,30 @@ fn require_pinned_hides_and_refuses_tools_that_changed_since_the_pin() {
     let audit = env.json(["audit", "--decision", "deny", "--format", "json"]);
     assert_eq!(audit[0]["rule"], json!("require-pinned"));
 }
+
+#[test]
+fn a_call_the_client_cancels_while_it_waits_is_never_run() {
+    let env = Env::new();
+    let mut proxy = StdioProxy::start(&env, APPROVE_ECHO, &["--approval-timeout", "60"]);
+    let call = proxy.send("tools/call", json!({"name": "echo", "arguments": {"n": 1}}));
+    let id = pending(&env, 1)[0]["id"].to_string();
+    let cancel = json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId": call}});
+    proxy.send_raw(&cancel.to_string());
+    // The queued row closes once the proxy notices (it reads the row every 150 ms): bounded wait, not a timing claim.
+    let started = Instant::now();
+    while all_rows(&env)[0]["status"] == json!("pending") {
+        assert!(started.elapsed() < PATIENCE, "the cancelled call is still pending");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(all_rows(&env)[0]["status"], json!("expired"));
+    let out = env.run(["approvals", "approve", &id]);
+    assert_eq!(out.status.code(), Some(2), "a withdrawn call cannot be approved any more");
+    // The session goes on, and the server never saw the call.
+    assert!(proxy.request("ping", json!({})).get("result").is_some());
+    assert!(calls_received(&env).is_empty());
+    let (ok, _) = proxy.finish();
+    assert!(ok);
+    let audit = env.json(["audit", "--tool", "echo", "--format", "json"]);
+    let decisions: Vec<&str> = audit.as_array().unwrap().iter().filter_map(|r| r["decision"].as_str()).collect();
+    assert!(decisions.contains(&"cancelled"), "{audit}");
+}
