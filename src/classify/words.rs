@@ -135,29 +135,9 @@ pub(crate) fn find_lemma<T>(word: &str, mut lookup: impl FnMut(&str) -> Option<T
 
 pub(crate) use crate::model::text::truncate_bytes as truncate;
 
-/// Quote at most `max` characters of untrusted text for evidence (whitespace collapsed).
+/// Quote at most `max` characters of untrusted text for evidence (whitespace and control characters collapsed).
 pub(crate) fn quote(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    let mut count = 0;
-    let mut last_space = true;
-    for c in text.chars() {
-        let c = if c.is_whitespace() || c.is_control() { ' ' } else { c };
-        if c == ' ' {
-            if last_space {
-                continue;
-            }
-            last_space = true;
-        } else {
-            last_space = false;
-        }
-        if count == max {
-            out.push('…');
-            break;
-        }
-        out.push(c);
-        count += 1;
-    }
-    out.trim_end().to_string()
+    crate::model::text::collapse(text, max, |c| if c.is_whitespace() || c.is_control() { ' ' } else { c })
 }
 
 /// A word of prose with its byte span in the (lowercased) text it came from.

@@ -24,17 +24,24 @@ pub fn is_invisible(c: char) -> bool {
 /// escape sequences), bidi controls and zero-width characters are replaced with U+FFFD, whitespace runs
 /// collapse to one space, and the result is cut at `max` characters with an ellipsis.
 pub fn clean(text: &str, max: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max * 4));
-    let mut count = 0;
-    let mut last_space = false;
-    for c in text.chars() {
-        let c = if c.is_whitespace() {
+    collapse(text, max, |c| {
+        if c.is_whitespace() {
             ' '
         } else if c.is_control() || is_invisible(c) {
             '\u{FFFD}'
         } else {
             c
-        };
+        }
+    })
+}
+
+/// At most `max` characters of `text`, each passed through `map`; runs of spaces (after mapping) collapse to one,
+/// leading and trailing ones are dropped, and a cut is marked with an ellipsis.
+pub(crate) fn collapse(text: &str, max: usize, map: impl Fn(char) -> char) -> String {
+    let mut out = String::with_capacity(text.len().min(max.saturating_mul(4)));
+    let mut count = 0;
+    let mut last_space = true;
+    for c in text.chars().map(map) {
         if c == ' ' {
             if last_space {
                 continue;
@@ -45,12 +52,12 @@ pub fn clean(text: &str, max: usize) -> String {
         }
         if count == max {
             out.push('…');
-            return out.trim_end().to_string();
+            break;
         }
         out.push(c);
         count += 1;
     }
-    out.trim().to_string()
+    out.trim_end().to_string()
 }
 
 #[cfg(test)]

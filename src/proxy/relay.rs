@@ -496,6 +496,19 @@ impl Relay {
     }
 
     fn audit_decision(&self, tool: &str, args: &Value, decision: &str, rule: Option<&str>, reason: Option<&str>) {
+        self.audit_call(tool, args, decision, rule, reason, None);
+    }
+
+    /// One decision record about a call that was not forwarded (refused, held, or decided by a person).
+    fn audit_call(
+        &self,
+        tool: &str,
+        args: &Value,
+        decision: &str,
+        rule: Option<&str>,
+        reason: Option<&str>,
+        decided_by: Option<&str>,
+    ) {
         if !self.audit.enabled() {
             return;
         }
@@ -511,7 +524,7 @@ impl Relay {
             reason,
             outcome: None,
             upstream_latency_us: None,
-            decided_by: None,
+            decided_by,
         });
     }
 
@@ -750,23 +763,7 @@ impl Relay {
     }
 
     fn audit_approval(&self, call: &Call, decision: &str, rule: Option<&str>, reason: &str, by: Option<&str>) {
-        if !self.audit.enabled() {
-            return;
-        }
-        self.audit.write(&Record {
-            time: jiff::Timestamp::now(),
-            session: &self.session,
-            identity: self.identity.as_deref(),
-            tool: &call.tool,
-            args_sha256: audit::digest(&call.arguments),
-            args: self.audit.include_args().then_some(&call.arguments),
-            decision,
-            rule,
-            reason: Some(reason),
-            outcome: None,
-            upstream_latency_us: None,
-            decided_by: by,
-        });
+        self.audit_call(&call.tool, &call.arguments, decision, rule, Some(reason), by);
     }
 
     /// The upstream is gone: answer every request still in flight with an error.
