@@ -281,6 +281,11 @@ impl Window {
         }
     }
 
+    /// The start (Unix seconds) of the window that contains `now`: the bucket a counter store counts in.
+    pub fn bucket(self, now: u64) -> u64 {
+        now - now % self.seconds().max(1)
+    }
+
     /// The start (Unix seconds) of the window that contains `t`.
     pub fn start(self, t: i64) -> i64 {
         let len = self.seconds().max(1) as i64;

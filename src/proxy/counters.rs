@@ -15,42 +15,9 @@ use std::sync::Mutex;
 
 use futures_util::future::BoxFuture;
 
-/// The length of a counting window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Window {
-    Minute,
-    Hour,
-    Day,
-    Seconds(u64),
-}
-
-impl Window {
-    /// The start (Unix seconds) of the bucket holding `now`.
-    pub fn bucket(self, now: u64) -> u64 {
-        now - now % self.seconds()
-    }
-
-    /// The window's length in seconds.
-    pub fn seconds(self) -> u64 {
-        match self {
-            Window::Minute => 60,
-            Window::Hour => 3600,
-            Window::Day => 86_400,
-            Window::Seconds(n) => n.max(1),
-        }
-    }
-}
-
-impl fmt::Display for Window {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Window::Minute => f.write_str("minute"),
-            Window::Hour => f.write_str("hour"),
-            Window::Day => f.write_str("day"),
-            Window::Seconds(n) => write!(f, "{n} s"),
-        }
-    }
-}
+/// The length of a counting window: the policy's own type, so a limit means the same window in the document and
+/// in every counter store.
+pub use crate::policy::Window;
 
 /// One amount to add to one counter, if it stays within `max`.
 #[derive(Debug, Clone, PartialEq)]
