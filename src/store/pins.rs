@@ -113,12 +113,7 @@ impl Store {
 
     /// The stored definition with this fingerprint.
     pub fn definition(&self, fingerprint: &str) -> Result<Option<Tool>, StoreError> {
-        let body: Option<String> = self
-            .conn
-            .prepare_cached("SELECT body FROM definitions WHERE fingerprint = ?1")?
-            .query_row([fingerprint], |r| r.get(0))
-            .optional()?;
-        Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
+        self.body(fingerprint)
     }
 }
 

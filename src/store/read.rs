@@ -169,7 +169,8 @@ impl Store {
         Ok(Some(ToolDetail { record, since, current: is_current, history: events }))
     }
 
-    fn body(&self, fingerprint: &str) -> Result<Option<serde_json::Value>, StoreError> {
+    /// The stored definition with this fingerprint, read as `T` (a [`crate::model::Tool`], or raw JSON).
+    pub(crate) fn body<T: serde::de::DeserializeOwned>(&self, fingerprint: &str) -> Result<Option<T>, StoreError> {
         let body: Option<String> = self
             .conn
             .prepare_cached("SELECT body FROM definitions WHERE fingerprint = ?1")?
@@ -190,7 +191,8 @@ impl Store {
             let mut event =
                 ToolEvent { at, kind, fingerprint, previous, changed_fields: Vec::new(), previous_description: None };
             if let (Some(new), Some(old)) = (&event.fingerprint, &event.previous) {
-                let (new, old) = (self.body(new)?.unwrap_or_default(), self.body(old)?.unwrap_or_default());
+                let (new, old): (serde_json::Value, serde_json::Value) =
+                    (self.body(new)?.unwrap_or_default(), self.body(old)?.unwrap_or_default());
                 event.changed_fields = changed_fields(&old, &new);
                 if event.changed_fields.iter().any(|f| f == "description") {
                     event.previous_description = old.get("description").and_then(|d| d.as_str()).map(str::to_string);

@@ -60,15 +60,7 @@ fn demo_http() -> (Guard, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut reader = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let url = loop {
-        line.clear();
-        assert!(reader.read_line(&mut line).unwrap() > 0, "demo-server exited before listening");
-        if let Some(url) = line.trim().strip_prefix("demo-server listening on ") {
-            break url.to_string();
-        }
-    };
+    let (url, _) = crate::util::announced(&mut child, "demo-server listening on ");
     (Guard(child), url)
 }
 

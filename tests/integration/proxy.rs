@@ -325,15 +325,7 @@ impl HttpProxy {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start the proxy");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        let url = loop {
-            line.clear();
-            assert!(stderr.read_line(&mut line).unwrap() > 0, "the proxy exited before listening");
-            if let Some(rest) = line.trim().strip_prefix("toolwarden proxy listening on ") {
-                break rest.to_string();
-            }
-        };
+        let (url, mut stderr) = crate::util::announced(&mut child, "toolwarden proxy listening on ");
         std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
         HttpProxy { child, url }
     }

@@ -88,3 +88,21 @@ pub fn repo() -> &'static Path {
 pub fn fixture(rel: &str) -> PathBuf {
     repo().join("tests/fixtures").join(rel)
 }
+
+/// Read `child`'s stderr (piped) until the line that starts with `prefix`: the rest of that line (a server
+/// announcing where it listens), and the stderr reader for whatever follows.
+pub fn announced(
+    child: &mut std::process::Child,
+    prefix: &str,
+) -> (String, std::io::BufReader<std::process::ChildStderr>) {
+    use std::io::BufRead;
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr is piped"));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "the process exited before printing {prefix:?}");
+        if let Some(rest) = line.trim().strip_prefix(prefix) {
+            return (rest.to_string(), stderr);
+        }
+    }
+}
