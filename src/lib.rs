@@ -9,6 +9,7 @@
 pub mod catalogue;
 pub mod classify;
 pub mod cli;
+pub mod corpus;
 pub mod crawl;
 pub mod demo;
 pub mod index;

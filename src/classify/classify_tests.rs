@@ -458,3 +458,64 @@ proptest! {
         }
     }
 }
+
+// --- error families seen on real servers (general cases, new names) ---------------------------------------
+
+/// `(name, description, expected)`: the name's verb against a word in the description.
+#[test]
+fn a_read_verb_in_the_name_is_not_outvoted_by_the_description() {
+    let cases = [
+        ("fetch_invoice_pdf", "Fetch the PDF of an invoice. Invoices deleted in the last 30 days are not returned."),
+        ("list_backups", "List backups. Backups older than the retention period are removed automatically."),
+        ("get_job_logs", "Get the logs of a job run; logs are deleted after 7 days."),
+        ("describe_queue", "Describe a queue: its depth, consumers and the delete policy for expired messages."),
+        ("search_audit_events", "Search audit events such as user deletions and executed commands."),
+    ];
+    for (name, description) in cases {
+        let c = described(name, description);
+        assert_eq!(c.category, Category::Read, "{name}: {:?}", c.evidence);
+    }
+}
+
+#[test]
+fn ending_the_tools_own_observation_destroys_nothing() {
+    for name in ["stop_tracing", "end_screen_recording", "stop_log_tailing", "pause_monitoring"] {
+        let c = named(name);
+        assert!(c.category.severity() < 3, "{name}: {:?} {:?}", c.category, c.evidence);
+    }
+    for name in ["terminate_vm", "revoke_api_key", "kill_session", "unlock_protected_branch"] {
+        let c = named(name);
+        assert_eq!(c.category, Category::Destructive, "{name}: {:?}", c.evidence);
+    }
+}
+
+#[test]
+fn navigating_answering_dialogs_and_retrying_act_on_the_world() {
+    for name in ["browser_navigate", "go_to_page", "visit_url", "accept_alert", "dismiss_modal", "retry_pipeline"] {
+        let c = named(name);
+        assert_eq!(c.category, Category::Execute, "{name}: {:?}", c.evidence);
+    }
+}
+
+#[test]
+fn a_read_only_section_label_does_not_make_a_multi_purpose_tool_read() {
+    let c = classify(
+        Tool::named("manage_plugins")
+            .with_description(
+                "Manage plugins.\n\nQUERY (read-only):\n- list_plugins: list them\n\nREMOVE:\n- remove_plugin: uninstall a plugin",
+            )
+            .with_input_schema(json!({"type": "object", "properties": {"action": {"type": "string",
+                "enum": ["list_plugins", "install_plugin", "remove_plugin"]}}})),
+    );
+    assert_eq!(c.category, Category::Destructive, "{:?}", c.evidence);
+}
+
+#[test]
+fn every_classification_says_its_blast_radius_in_one_sentence() {
+    let c = described("delete_widget", "Delete a widget permanently.");
+    assert!(c.rationale.starts_with("Destructive, critical blast radius: "), "{}", c.rationale);
+    assert!(c.rationale.contains("\"delete\""), "{}", c.rationale);
+    let r = named("list_widgets");
+    assert!(r.rationale.starts_with("Read, low blast radius"), "{}", r.rationale);
+    assert!(r.rationale.ends_with('.'));
+}

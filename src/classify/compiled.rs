@@ -111,6 +111,8 @@ pub(crate) struct Scored {
     pub(crate) category: Category,
     pub(crate) strength: f32,
     pub(crate) restricts: bool,
+    /// Rule ids whose hits this phrase cancels ("stop recording" is no `verb.stop`).
+    pub(crate) supersedes: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -167,6 +169,8 @@ pub(crate) struct Ruleset {
     pub(crate) findings: Vec<FindingMeta>,
     pub(crate) scan: Scanners,
     pub(crate) action_properties: HashSet<String>,
+    /// Fitted rule scores (priors where a feature has none).
+    pub(crate) weights: super::score::Weights,
 }
 
 type FieldItems = [Vec<Item>; 3];
@@ -201,6 +205,7 @@ impl Ruleset {
         let mut findings = Vec::new();
         let mut finding_items: FieldItems = Default::default();
         let mut action_properties = HashSet::new();
+        let mut weights = super::score::Weights { bias: super::score::Weights::prior_bias(), ..Default::default() };
 
         for (file, rf) in files {
             let err = |message: String| ClassifyError::Rules { path: file.clone(), message };
@@ -220,6 +225,15 @@ impl Ruleset {
                     Err(err(format!("rule {id}: strength {s} is outside 0..=1")))
                 }
             };
+            if let Some(fit) = rf.fit {
+                weights.bias = fit.bias;
+            }
+            for w in rf.weight {
+                if w.scores.iter().any(|x| !x.is_finite()) {
+                    return Err(err(format!("weight {}: scores must be finite numbers", w.feature)));
+                }
+                weights.features.insert(w.feature, w.scores);
+            }
             for word in rf.settings.action_properties {
                 action_properties.insert(normalize_words(&word));
             }
@@ -281,7 +295,13 @@ impl Ruleset {
                         ));
                     }
                 }
-                phrases.push(Scored { id: p.id, category: p.category, strength: p.strength, restricts: p.restricts });
+                phrases.push(Scored {
+                    id: p.id,
+                    category: p.category,
+                    strength: p.strength,
+                    restricts: p.restricts,
+                    supersedes: p.supersedes,
+                });
             }
             for p in rf.property {
                 claim(&p.id)?;
@@ -385,6 +405,7 @@ impl Ruleset {
             findings,
             scan,
             action_properties,
+            weights,
         })
     }
 

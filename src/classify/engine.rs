@@ -9,6 +9,7 @@
 use super::compiled::{Kind, Patterns, Ruleset};
 use super::rules::Factor;
 use super::schema::{self, SchemaFacts};
+use super::score::{self, Feature};
 use super::words::{first_sentence, prose_words, quote, split_name, truncate};
 use crate::model::{Annotations, Category, Classification, Evidence, Finding, Risk, Tool};
 
@@ -31,6 +32,8 @@ const TITLE_FACTOR: f32 = 0.9;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     Name,
+    /// The lead verbs of the description's first sentence.
+    Lead,
     Description,
     Schema,
     SchemaEnum,
@@ -51,6 +54,8 @@ struct Hit<'r> {
     needs_action: bool,
     /// A phrase naming exactly which statements the tool runs.
     restricts: bool,
+    /// Rule ids whose hits this one cancels.
+    supersedes: &'r [String],
 }
 
 /// Everything the rules saw in one tool, before deciding.
@@ -66,6 +71,52 @@ struct Seen<'r> {
 }
 
 pub(crate) fn classify(rs: &Ruleset, tool: &Tool, version: &str) -> Classification {
+    let seen = collect(rs, tool);
+    decide(rs, &tool.annotations(), seen, version)
+}
+
+/// The features the scores are summed over for one tool (what `corpus fit` learns from).
+pub(crate) fn features(rs: &Ruleset, tool: &Tool) -> Vec<Feature> {
+    let mut seen = collect(rs, tool);
+    let mut hits = std::mem::take(&mut seen.hits);
+    filter(&mut hits, seen.negated);
+    let mut out: Vec<Feature> = hits.iter().filter_map(feature).collect();
+    out.extend(pooled(&out));
+    out
+}
+
+/// Features about the hits as a whole. `place:name=read`: some read rule matched the name, whatever the rule;
+/// their fitted scores (prior zero) are how much each place counts against the others, a read verb in the name
+/// against a destructive word in the description. `worst=destructive`: the most severe decisive hit (how the
+/// rules decided before they had scores). `place:name=none`: no rule matched the name.
+fn pooled(features: &[Feature]) -> Vec<Feature> {
+    let mut out: Vec<Feature> = Vec::new();
+    let mut name_seen = false;
+    for f in features {
+        let Some((_, place)) = f.id.rsplit_once('@') else { continue };
+        name_seen |= place == "name";
+        let id = format!("place:{place}={}", f.category.as_str());
+        if !out.iter().any(|g| g.id == id) {
+            out.push(Feature { id, category: f.category, strength: 0.0 });
+        }
+    }
+    // The most severe decisive hit (how the rules decided before they had scores): a tool is as dangerous as
+    // the worst thing one call can do, so this keeps its own score.
+    let worst = features
+        .iter()
+        .filter(|f| f.strength >= DECISIVE)
+        .max_by_key(|f| (f.category.severity(), u8::from(f.category == Category::Financial)));
+    if let Some(w) = worst {
+        out.push(Feature { id: format!("worst={}", w.category.as_str()), category: w.category, strength: 0.5 });
+    }
+    if !name_seen && !features.is_empty() {
+        out.push(Feature { id: "place:name=none".into(), category: Category::Read, strength: 0.0 });
+    }
+    out
+}
+
+/// Every rule hit of one tool, before deciding.
+fn collect<'r>(rs: &'r Ruleset, tool: &Tool) -> Seen<'r> {
     let mut seen = Seen::default();
 
     let name_words = split_name(&tool.name);
@@ -93,8 +144,51 @@ pub(crate) fn classify(rs: &Ruleset, tool: &Tool, version: &str) -> Classificati
         let facts = schema::collect(schema);
         schema_hits(rs, &facts, &name_objects, &mut seen);
     }
+    seen
+}
 
-    decide(&ann, seen, version)
+/// A hit as a feature of the scores: its rule and the place it was seen.
+fn feature(h: &Hit) -> Option<Feature> {
+    let place = match h.source {
+        Source::Name if h.field == "title" => "title",
+        Source::Name => "name",
+        Source::Lead => "lead",
+        Source::Description => "desc",
+        Source::Schema => "schema",
+        Source::SchemaEnum => "enum",
+        Source::Negation => "neg",
+        Source::Annotation => return None,
+    };
+    Some(Feature { id: format!("{}@{place}", h.rule), category: h.category, strength: h.strength })
+}
+
+/// What the text says overrules part of the hits: negations, restricting phrases, properties that need an
+/// action.
+fn filter(hits: &mut Vec<Hit>, negated: bool) {
+    // "Stop recording" ends the tool's own activity: the phrase cancels the verb it supersedes.
+    let superseded: Vec<String> = hits.iter().flat_map(|h| h.supersedes.iter().cloned()).collect();
+    if !superseded.is_empty() {
+        hits.retain(|h| !superseded.iter().any(|s| s == h.rule));
+    }
+    // A statement that the tool changes nothing outweighs what its description's verbs and its schema
+    // suggest, and what a query-running name suggests ("execute_query: runs a read-only query"), but not a
+    // name that says it creates or deletes.
+    if negated {
+        hits.retain(|h| match h.source {
+            Source::Description | Source::Lead | Source::Schema => h.category == Category::Read,
+            Source::Name => h.category != Category::Execute,
+            _ => true,
+        });
+    }
+    // "Runs INSERT or UPDATE statements": the statements named say what the tool does, not "runs queries".
+    if hits.iter().any(|h| h.restricts) {
+        hits.retain(|h| {
+            h.category != Category::Execute
+                || !matches!(h.source, Source::Name | Source::Lead | Source::Description | Source::Schema)
+        });
+    }
+    let mutating = hits.iter().any(|h| !h.needs_action && h.strength >= DECISIVE && h.category != Category::Read);
+    hits.retain(|h| !h.needs_action || mutating);
 }
 
 /// The objects of a name, leaving out the words that are its verbs (`git_checkout` checks out, it is no sale).
@@ -195,6 +289,7 @@ fn verb_hit<'r>(
         source,
         needs_action: false,
         restricts: false,
+        supersedes: &[],
     });
     if v.keep || v.category == Category::Read {
         return;
@@ -218,6 +313,7 @@ fn verb_hit<'r>(
             source,
             needs_action: false,
             restricts: false,
+            supersedes: &[],
         });
     }
 }
@@ -279,8 +375,16 @@ fn lead_hits<'r>(rs: &'r Ruleset, desc: &str, name_objects: &[(usize, String)], 
         }
     }
     for (v, w) in verbs {
-        verb_hit(rs, v, w, &objects, "description", Source::Description, LEAD_FACTOR, hits);
+        verb_hit(rs, v, w, &objects, "description", Source::Lead, LEAD_FACTOR, hits);
     }
+}
+
+/// Whether the text right after `at` makes the words before it a section label (`(read-only):`, `Read-only
+/// operations:`), not a statement about the whole tool.
+fn section_label(text: &str, at: usize) -> bool {
+    let rest = text[at..].trim_start_matches([')', ' ']);
+    let rest = rest.strip_prefix("operations").or_else(|| rest.strip_prefix("actions")).unwrap_or(rest);
+    rest.trim_start_matches([')', ' ']).starts_with(':')
 }
 
 /// Whether a negating word closely precedes `at` ("does not delete", "without overwriting").
@@ -324,13 +428,23 @@ fn scan<'r>(
             source,
             needs_action: false,
             restricts: false,
+            supersedes: &[],
         };
         match kind {
             Kind::Phrase => {
                 let p = &rs.phrases[rule];
-                seen.hits.push(Hit { restricts: p.restricts, ..hit(&p.id, p.category, p.strength * factor, source) });
+                seen.hits.push(Hit {
+                    restricts: p.restricts,
+                    supersedes: &p.supersedes,
+                    ..hit(&p.id, p.category, p.strength * factor, source)
+                });
             }
             Kind::Negation => {
+                // "QUERY (read-only):" heads a section of a tool that also does other things: it says which of
+                // its operations read, not that the tool changes nothing.
+                if section_label(text, m.end()) {
+                    continue;
+                }
                 seen.negated = true;
                 seen.hits.push(hit(&rs.negations[rule], Category::Read, 0.75, Source::Negation));
             }
@@ -430,53 +544,27 @@ fn schema_hits<'r>(rs: &'r Ruleset, facts: &SchemaFacts, name_objects: &[(usize,
     }
 }
 
-fn decide(ann: &Annotations, seen: Seen, version: &str) -> Classification {
+fn decide(rs: &Ruleset, ann: &Annotations, seen: Seen, version: &str) -> Classification {
     let Seen { mut hits, factors, mut findings, negated, .. } = seen;
+    filter(&mut hits, negated);
 
-    // A statement that the tool changes nothing outweighs what its description's verbs and its schema
-    // suggest, and what a query-running name suggests ("execute_query: runs a read-only query"), but not a
-    // name that says it creates or deletes.
-    if negated {
-        hits.retain(|h| match h.source {
-            Source::Description | Source::Schema => h.category == Category::Read,
-            Source::Name => h.category != Category::Execute,
-            _ => true,
-        });
-    }
-    // "Runs INSERT or UPDATE statements": the statements named say what the tool does, not "runs queries".
-    if hits.iter().any(|h| h.restricts) {
-        hits.retain(|h| {
-            h.category != Category::Execute || !matches!(h.source, Source::Name | Source::Description | Source::Schema)
-        });
-    }
-    let mutating = hits.iter().any(|h| !h.needs_action && h.strength >= DECISIVE && h.category != Category::Read);
-    hits.retain(|h| !h.needs_action || mutating);
-
-    let decisive = hits.iter().filter(|h| h.strength >= DECISIVE);
-    let chosen =
-        decisive.max_by(|a, b| rank(a).partial_cmp(&rank(b)).unwrap_or(std::cmp::Ordering::Equal)).or_else(|| {
-            hits.iter().max_by(|a, b| a.strength.partial_cmp(&b.strength).unwrap_or(std::cmp::Ordering::Equal))
-        });
+    // The sum of the rule scores of every hit decides (see `score`); each hit keeps what it added to the
+    // category chosen, so the evidence is listed from the hit that weighed most.
+    let features: Vec<Option<Feature>> = hits.iter().map(feature).collect();
+    let mut usable: Vec<Feature> = features.iter().flatten().cloned().collect();
+    usable.extend(pooled(&usable));
+    let scored = (!usable.is_empty()).then(|| rs.weights.decide(&usable));
 
     let mut evidence_hits: Vec<Hit>;
     let category;
     let mut confidence;
-    match chosen {
-        Some(top) => {
-            category = top.category;
-            let top_strength =
-                hits.iter().filter(|h| h.category == category).map(|h| h.strength).fold(0.0_f32, f32::max);
-            let mut fields: Vec<&str> = hits
-                .iter()
-                .filter(|h| h.category.severity() == category.severity() && h.strength >= 0.4)
-                .map(|h| field_family(&h.field))
-                .collect();
-            fields.sort_unstable();
-            fields.dedup();
-            confidence = top_strength + 0.05 * (fields.len().saturating_sub(1)) as f32;
-            if top_strength < DECISIVE {
-                confidence *= 0.8;
-            }
+    let mut weight_of: Vec<f32> = Vec::new();
+    match scored {
+        Some(scored) => {
+            category = scored.category;
+            confidence = scored.probabilities[score::index(category)];
+            let at = score::index(category);
+            weight_of = features.iter().map(|f| f.as_ref().map_or(0.0, |f| rs.weights.of(f)[at])).collect();
             evidence_hits = hits;
         }
         None => {
@@ -500,6 +588,7 @@ fn decide(ann: &Annotations, seen: Seen, version: &str) -> Classification {
                     source: Source::Annotation,
                     needs_action: false,
                     restricts: false,
+                    supersedes: &[],
                 });
             }
         }
@@ -551,12 +640,17 @@ fn decide(ann: &Annotations, seen: Seen, version: &str) -> Classification {
         risk = risk.raise();
     }
 
-    evidence_hits.sort_by(|a, b| {
-        let key = |h: &Hit| (h.category == category, h.category.severity(), h.strength);
-        key(b).partial_cmp(&key(a)).unwrap_or(std::cmp::Ordering::Equal)
+    let mut ordered: Vec<(f32, Hit)> = evidence_hits
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| (weight_of.get(i).copied().unwrap_or(h.strength), h))
+        .collect();
+    ordered.sort_by(|(wa, a), (wb, b)| {
+        let key = |w: f32, h: &Hit| (h.category == category, w, h.strength);
+        key(*wb, b).partial_cmp(&key(*wa, a)).unwrap_or(std::cmp::Ordering::Equal)
     });
     let mut evidence: Vec<Evidence> = Vec::new();
-    for h in evidence_hits {
+    for (_, h) in ordered {
         if evidence.len() >= MAX_EVIDENCE {
             break;
         }
@@ -581,23 +675,15 @@ fn decide(ann: &Annotations, seen: Seen, version: &str) -> Classification {
         });
     }
 
+    let factors: Vec<String> = factor_list.iter().map(|f| f.as_str().to_string()).collect();
     Classification {
         category,
         risk,
         confidence: (f64::from(confidence.clamp(0.05, 0.99)) * 100.0).round() / 100.0,
+        rationale: crate::model::rationale(category, risk, &evidence, &factors),
         evidence,
-        factors: factor_list.iter().map(|f| f.as_str().to_string()).collect(),
+        factors,
         findings,
         ruleset: version.to_string(),
     }
-}
-
-/// Order of decisive hits: severity first, then financial over destructive at equal severity, then strength.
-fn rank(h: &Hit) -> (u8, u8, f32) {
-    (h.category.severity(), u8::from(h.category == Category::Financial), h.strength)
-}
-
-/// `schema.properties.x.enum` → `schema`, for counting how many fields agree.
-fn field_family(field: &str) -> &str {
-    field.split('.').next().unwrap_or(field)
 }

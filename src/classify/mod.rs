@@ -16,6 +16,7 @@ mod engine;
 mod findings;
 mod rules;
 mod schema;
+pub mod score;
 mod words;
 
 use std::path::Path;
@@ -76,6 +77,16 @@ impl Classifier {
     /// A version string identifying this ruleset's content (stored with every classification).
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// The scored features of one tool: what the fitted rule scores are summed over.
+    pub fn features(&self, tool: &Tool) -> Vec<score::Feature> {
+        engine::features(&self.rules, tool)
+    }
+
+    /// The fitted scores this ruleset decides with.
+    pub fn weights(&self) -> &score::Weights {
+        &self.rules.weights
     }
 
     /// Classify one tool.

@@ -11,6 +11,7 @@
 //! - `[[negation]]`: text that says a tool does not change anything (`read-only`, `does not modify`).
 //! - `[[factor]]`: blast-radius factors that raise the risk (bulk, open world, credentials, production).
 //! - `[[finding]]`: text in a definition that is a security finding by itself (hidden instructions).
+//! - `[fit]` and `[[weight]]`: the fitted score of each rule hit in each place for each category (see `score`).
 //!
 //! Patterns are matched against lowercased text; names are matched as their words joined by single spaces
 //! (`deleteAllRows` → `delete all rows`).
@@ -30,6 +31,7 @@ pub(crate) const BUILTIN: &[(&str, &str)] = &[
     ("schema.toml", include_str!("../../data/rules/schema.toml")),
     ("factors.toml", include_str!("../../data/rules/factors.toml")),
     ("findings.toml", include_str!("../../data/rules/findings.toml")),
+    ("weights.toml", include_str!("../../data/rules/weights.toml")),
 ];
 
 /// One rule file as written.
@@ -52,6 +54,30 @@ pub(crate) struct RuleFile {
     pub(crate) factor: Vec<FactorRule>,
     #[serde(default)]
     pub(crate) finding: Vec<FindingRule>,
+    /// Fitted scores (`data/rules/weights.toml`, written by `toolwarden corpus fit`).
+    #[serde(default)]
+    pub(crate) fit: Option<FitTable>,
+    #[serde(default)]
+    pub(crate) weight: Vec<WeightRule>,
+}
+
+/// How the scores were fitted, and the bias of each category (read, write, execute, destructive, financial).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FitTable {
+    pub(crate) bias: [f32; 5],
+    /// Free text: the corpus and settings the scores were fitted on.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub(crate) fitted_on: String,
+}
+
+/// The fitted scores of one feature (`rule@place`) for each category.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WeightRule {
+    pub(crate) feature: String,
+    pub(crate) scores: [f32; 5],
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +148,10 @@ pub(crate) struct PhraseRule {
     /// "runs queries" reading (execute) no longer applies.
     #[serde(default)]
     pub(crate) restricts: bool,
+    /// Rule ids whose hits this phrase cancels: `stop (recording|watching)` ends the tool's own read-only
+    /// activity, so it supersedes `verb.stop`.
+    #[serde(default)]
+    pub(crate) supersedes: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -32,6 +32,8 @@ struct Row {
     evidence: Vec<Evidence>,
     factors: Vec<String>,
     findings: Vec<Finding>,
+    /// The blast radius in one sentence.
+    rationale: String,
 }
 
 pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
@@ -61,7 +63,7 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
             bad += 1;
         }
         for tool in &capture.tools {
-            let Classification { category, risk, confidence, evidence, factors, findings, .. } =
+            let Classification { category, risk, confidence, evidence, factors, findings, rationale, .. } =
                 classifier.classify(tool);
             rows.push(Row {
                 server: server.clone(),
@@ -72,6 +74,7 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
                 evidence,
                 factors,
                 findings,
+                rationale,
             });
         }
     }

@@ -8,6 +8,7 @@
 mod approvals;
 mod audit;
 mod classify;
+mod corpus;
 mod crawl;
 mod demo_server;
 mod export;
@@ -121,6 +122,8 @@ pub enum Command {
     Audit(audit::Args),
     /// Crawl the servers of MCP client configs (or scan captured files) and report findings; exit 1 at --fail-on
     Scan(scan::Args),
+    /// Measure the classifier on the labelled corpus of real servers (server-disjoint) and refit its rule scores
+    Corpus(corpus::Args),
 }
 
 /// What a successful command reports to the exit code.
@@ -172,6 +175,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Scan(args) => scan::run(args, g),
         Command::Approvals(args) => approvals::run(args, g),
         Command::Audit(args) => audit::run(args, g),
+        Command::Corpus(args) => corpus::run(args, g),
     }
 }
 

@@ -184,6 +184,7 @@ fn print_tool(t: &ToolDetail) -> anyhow::Result<()> {
     if !c.factors.is_empty() {
         output::print(format_args!("factors     {}", clean(&c.factors.join(", "), 200)))?;
     }
+    output::print(format_args!("why         {}", clean(&c.rationale, 300)))?;
     output::print(format_args!("fingerprint {}", r.fingerprint))?;
     output::print(format_args!("description\n{}", block(r.tool.description.as_deref().unwrap_or("(none)"), 40)))?;
     if let Some(schema) = &r.tool.input_schema {

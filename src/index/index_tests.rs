@@ -14,6 +14,7 @@ fn record(server: &str, tool: Tool, category: Category) -> ToolRecord {
             factors: Vec::new(),
             findings: Vec::new(),
             ruleset: "t".into(),
+            rationale: String::new(),
         },
     }
 }

@@ -40,6 +40,56 @@ pub struct Classification {
     pub findings: Vec<Finding>,
     /// Version of the ruleset that produced this, so a rules update can reclassify the catalogue.
     pub ruleset: String,
+    /// The blast radius in one sentence, built from the category, risk, evidence and factors
+    /// ([`rationale`]); derived, so the store recomputes it rather than keeping it.
+    #[serde(default)]
+    pub rationale: String,
+}
+
+/// One sentence a catalogue page can show: the category and risk, what the deciding evidence says, what
+/// misuse costs, and the factors that widen it. Example: `Destructive, critical blast radius: the name says
+/// "delete"; one call can delete or overwrite data the agent cannot restore.`
+pub fn rationale(category: Category, risk: Risk, evidence: &[Evidence], factors: &[String]) -> String {
+    let what = evidence
+        .iter()
+        .find(|e| !e.rule.starts_with("factor.") && !e.rule.starts_with("annotation.openWorld"))
+        .map(|e| {
+            let place = match e.field.split('.').next().unwrap_or("") {
+                "name" => "the name",
+                "title" => "the title",
+                "description" => "the description",
+                "annotations" => "the annotations",
+                _ => "the input schema",
+            };
+            let text: String = e.text.chars().filter(|c| !c.is_control()).take(60).collect();
+            format!("{place} says \"{text}\"; ")
+        })
+        .unwrap_or_else(|| "no rule matched, so it is taken to read; ".to_string());
+    let harm = match category {
+        Category::Read => "it retrieves or computes without changing anything, though what it reads can be exposed",
+        Category::Write => "misuse creates or changes data that can be put right; nothing is deleted or charged",
+        Category::Execute => {
+            "it runs code or acts on the world (commands, jobs, messages to people), with effects that depend on its arguments"
+        }
+        Category::Destructive => "one call can delete, overwrite or stop something the agent cannot restore",
+        Category::Financial => "one call can move money or create a monetary obligation",
+    };
+    let reach: Vec<&str> = factors
+        .iter()
+        .filter_map(|f| match f.as_str() {
+            "bulk" => Some("many items at once"),
+            "production" => Some("production systems"),
+            "open_world" => Some("systems outside the server"),
+            "credentials" => Some("secrets or credentials"),
+            _ => None,
+        })
+        .collect();
+    let reach = if reach.is_empty() { String::new() } else { format!(", and it reaches {}", reach.join(" and ")) };
+    let mut title = category.as_str().to_string();
+    if let Some(first) = title.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    format!("{title}, {} blast radius: {what}{harm}{reach}.", risk.as_str())
 }
 
 /// One tool as the catalogue holds it: where it comes from, its current definition and its classification.

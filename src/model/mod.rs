@@ -15,7 +15,7 @@ mod tool;
 
 pub use capture::{BadTool, CaptureError, ToolCapture};
 pub use category::{Category, ParseEnumError, Risk, Severity};
-pub use classification::{Classification, Evidence, Finding, ToolRecord};
+pub use classification::{Classification, Evidence, Finding, ToolRecord, rationale};
 pub use fingerprint::{canonical_json, fingerprint};
 pub use server::{ChangeReport, ServerInfo, ServerSnapshot, ServerSpec, Transport, redact_secret};
 pub use tool::{Annotations, Tool};

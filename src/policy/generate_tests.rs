@@ -32,6 +32,7 @@ pub(crate) fn record(
             factors: Vec::new(),
             findings: Vec::new(),
             ruleset: "test".into(),
+            rationale: String::new(),
         },
     }
 }

@@ -15,6 +15,7 @@ fn classify(tool: &Tool, _server: &str) -> Classification {
         factors: Vec::new(),
         findings,
         ruleset: "r1".into(),
+        rationale: String::new(),
     }
 }
 

@@ -266,14 +266,19 @@ fn record_from_row(row: &Row<'_>) -> Result<ToolRecord, StoreError> {
         server: row.get(0)?,
         tool,
         fingerprint: row.get(2)?,
-        classification: Classification {
-            category: category.parse().map_err(bad)?,
-            risk: risk.parse().map_err(bad)?,
-            confidence: row.get(7)?,
-            evidence: serde_json::from_str(&evidence)?,
-            factors: serde_json::from_str(&factors)?,
-            findings: serde_json::from_str(&findings)?,
-            ruleset: row.get(4)?,
+        classification: {
+            let mut c = Classification {
+                category: category.parse().map_err(bad)?,
+                risk: risk.parse().map_err(bad)?,
+                confidence: row.get(7)?,
+                evidence: serde_json::from_str(&evidence)?,
+                factors: serde_json::from_str(&factors)?,
+                findings: serde_json::from_str(&findings)?,
+                ruleset: row.get(4)?,
+                rationale: String::new(),
+            };
+            c.rationale = crate::model::rationale(c.category, c.risk, &c.evidence, &c.factors);
+            c
         },
     })
 }

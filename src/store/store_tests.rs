@@ -12,6 +12,7 @@ fn classification(category: Category, ruleset: &str) -> Classification {
         factors: Vec::new(),
         findings: Vec::new(),
         ruleset: ruleset.into(),
+        rationale: String::new(),
     }
 }
 
