@@ -80,7 +80,13 @@ pub(crate) fn features(rs: &Ruleset, tool: &Tool) -> Vec<Feature> {
     let mut seen = collect(rs, tool);
     let mut hits = std::mem::take(&mut seen.hits);
     filter(&mut hits, seen.negated);
-    let mut out: Vec<Feature> = hits.iter().filter_map(feature).collect();
+    let per_hit: Vec<Option<Feature>> = hits.iter().map(feature).collect();
+    all_features(&per_hit)
+}
+
+/// The features of a tool: those of its hits, then the pooled ones.
+fn all_features(per_hit: &[Option<Feature>]) -> Vec<Feature> {
+    let mut out: Vec<Feature> = per_hit.iter().flatten().cloned().collect();
     out.extend(pooled(&out));
     out
 }
@@ -550,10 +556,10 @@ fn decide(rs: &Ruleset, ann: &Annotations, seen: Seen, version: &str) -> Classif
 
     // The sum of the rule scores of every hit decides (see `score`); each hit keeps what it added to the
     // category chosen, so the evidence is listed from the hit that weighed most.
-    let features: Vec<Option<Feature>> = hits.iter().map(feature).collect();
-    let mut usable: Vec<Feature> = features.iter().flatten().cloned().collect();
-    usable.extend(pooled(&usable));
-    let scored = (!usable.is_empty()).then(|| rs.weights.decide(&usable));
+    let per_hit: Vec<Option<Feature>> = hits.iter().map(feature).collect();
+    let usable = all_features(&per_hit);
+    let vectors = rs.weights.vectors(&usable);
+    let scored = (!usable.is_empty()).then(|| rs.weights.decide_from(&usable, &vectors));
 
     let mut evidence_hits: Vec<Hit>;
     let category;
@@ -563,8 +569,10 @@ fn decide(rs: &Ruleset, ann: &Annotations, seen: Seen, version: &str) -> Classif
         Some(scored) => {
             category = scored.category;
             confidence = scored.probabilities[score::index(category)];
+            // The hits' features come first in `usable`, in hit order: each hit's score is read, not looked up again.
             let at = score::index(category);
-            weight_of = features.iter().map(|f| f.as_ref().map_or(0.0, |f| rs.weights.of(f)[at])).collect();
+            let mut next = vectors.iter();
+            weight_of = per_hit.iter().map(|f| f.as_ref().and_then(|_| next.next()).map_or(0.0, |v| v[at])).collect();
             evidence_hits = hits;
         }
         None => {

@@ -101,14 +101,18 @@ impl Weights {
         self.features.get(&f.id).copied().unwrap_or_else(|| f.prior())
     }
 
-    /// Sum of bias and feature scores (features deduplicated by id, keeping the strongest).
-    pub fn scores(&self, features: &[Feature]) -> [f32; N] {
+    /// The score vector of each feature, in order (looked up once; [`Weights::decide_from`] sums them).
+    pub fn vectors(&self, features: &[Feature]) -> Vec<[f32; N]> {
+        features.iter().map(|f| self.of(f)).collect()
+    }
+
+    /// Sum of bias and feature scores (a feature id counts once, the first time it appears).
+    fn scores(&self, features: &[Feature], vectors: &[[f32; N]]) -> [f32; N] {
         let mut s = self.bias;
-        for (i, f) in features.iter().enumerate() {
+        for (i, (f, w)) in features.iter().zip(vectors).enumerate() {
             if features[..i].iter().any(|g| g.id == f.id) {
                 continue;
             }
-            let w = self.of(f);
             for c in 0..N {
                 s[c] += w[c];
             }
@@ -119,7 +123,12 @@ impl Weights {
     /// The category with the least expected cost, and the probabilities it was chosen from; then the
     /// critical floor (see [`critical_floor`]).
     pub fn decide(&self, features: &[Feature]) -> Scored {
-        let p = softmax(self.scores(features));
+        self.decide_from(features, &self.vectors(features))
+    }
+
+    /// [`Weights::decide`] with the vectors already looked up.
+    pub fn decide_from(&self, features: &[Feature], vectors: &[[f32; N]]) -> Scored {
+        let p = softmax(self.scores(features, vectors));
         let mut category = Category::ALL[least_cost(&p)];
         if let Some(floor) = critical_floor(features)
             && category.severity() < 3
