@@ -12,8 +12,22 @@ use serde_json::{Value, json};
 use toolwarden::classify::Classifier;
 use toolwarden::model::Tool;
 
-const TOOLS: usize = 20_000;
-const ROUNDS: usize = 7;
+const TOOLS_BENCH: usize = 20_000;
+const ROUNDS_BENCH: usize = 7;
+
+/// `cargo test --all-targets` runs this file once as a smoke test (unoptimised, without `--bench`): a few tools
+/// and one round are enough to show it works; `cargo bench` measures with the full set.
+fn smoke() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
+fn tools_n() -> usize {
+    if smoke() { 200 } else { TOOLS_BENCH }
+}
+
+fn rounds() -> usize {
+    if smoke() { 1 } else { ROUNDS_BENCH }
+}
 
 const VERBS: &[&str] = &[
     "get", "list", "search", "create", "update", "delete", "run", "send", "refund", "archive", "query", "fetch", "set",
@@ -134,8 +148,8 @@ fn schema(rng: &mut Lcg, object: &str) -> Value {
 
 fn generate() -> String {
     let mut rng = Lcg(42);
-    let mut tools = Vec::with_capacity(TOOLS);
-    for _ in 0..TOOLS {
+    let mut tools = Vec::with_capacity(tools_n());
+    for _ in 0..tools_n() {
         let verb = VERBS[rng.next(VERBS.len())];
         let object = OBJECTS[rng.next(OBJECTS.len())];
         let mut tool = json!({"name": name(&mut rng, verb, object), "inputSchema": schema(&mut rng, object)});
@@ -164,12 +178,12 @@ fn cpu_time() -> Option<Duration> {
     text.split_whitespace().next()?.parse().ok().map(Duration::from_nanos)
 }
 
-/// Median wall-clock and on-CPU time of `f` over [`ROUNDS`] rounds, after one warm-up round.
+/// Median wall-clock and on-CPU time of `f` over [`rounds`] rounds, after one warm-up round.
 fn median(mut f: impl FnMut()) -> (Duration, Option<Duration>) {
     f();
     let mut walls = Vec::new();
     let mut cpus = Vec::new();
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds() {
         let (cpu0, wall0) = (cpu_time(), Instant::now());
         f();
         walls.push(wall0.elapsed());
@@ -179,11 +193,11 @@ fn median(mut f: impl FnMut()) -> (Duration, Option<Duration>) {
     }
     walls.sort();
     cpus.sort();
-    (walls[ROUNDS / 2], cpus.get(cpus.len() / 2).copied())
+    (walls[rounds() / 2], cpus.get(cpus.len() / 2).copied())
 }
 
 fn rate(d: Duration) -> f64 {
-    TOOLS as f64 / d.as_secs_f64()
+    tools_n() as f64 / d.as_secs_f64()
 }
 
 fn main() {
@@ -207,7 +221,7 @@ fn main() {
         }
     });
 
-    println!("classify benchmark: {TOOLS} generated tools, {} bytes of JSON, one thread", text.len());
+    println!("classify benchmark: {} generated tools, {} bytes of JSON, one thread", tools_n(), text.len());
     for (label, time) in [("wall clock", 0), ("on-CPU time", 1)] {
         let pick = |m: (Duration, Option<Duration>)| if time == 0 { Some(m.0) } else { m.1 };
         let (Some(p), Some(c), Some(b)) = (pick(parse), pick(classify), pick(both)) else { continue };

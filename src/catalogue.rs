@@ -345,6 +345,21 @@ impl Catalogue {
         }
     }
 
+    /// Judge each changed tool of a drift by what changed (see [`Classifier::drift`]).
+    pub fn judge_drift(&self, drift: &mut PinDrift, classifier: &Classifier) -> Result<(), CatalogueError> {
+        for c in &mut drift.changed {
+            let (Some(old), Some(new)) = (self.store.definition(&c.pinned)?, self.store.definition(&c.current)?) else {
+                continue;
+            };
+            let findings = classifier.drift(&old, &new);
+            if let Some(worst) = findings.iter().max_by_key(|f| f.severity) {
+                c.severity = Some(worst.severity);
+                c.why = Some(worst.text.clone());
+            }
+        }
+        Ok(())
+    }
+
     /// Wait for background index merges and release the index's write lock (also done on drop).
     pub fn close(mut self) -> Result<(), CatalogueError> {
         self.index.finish()?;

@@ -184,7 +184,8 @@ pub fn predict(weights: &Weights, features: &[Feature]) -> Category {
     if features.is_empty() { Category::Read } else { weights.decide(features).category }
 }
 
-fn parse_tools(text: &str) -> Result<Vec<Tool>, String> {
+/// The tools of a captured `tools/list` result (`{"tools": [...]}` or a bare array); entries that are not tools are skipped.
+pub fn parse_tools(text: &str) -> Result<Vec<Tool>, String> {
     let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let list = match &v {
         serde_json::Value::Array(_) => v.clone(),

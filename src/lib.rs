@@ -6,6 +6,7 @@
 //! only `store` touches SQLite and only `index` touches tantivy, so each of those crates can be replaced or
 //! upgraded in one place.
 
+pub mod attacks;
 pub mod catalogue;
 pub mod classify;
 pub mod cli;

@@ -47,6 +47,13 @@ pub struct ToolDrift {
     pub fields: Vec<String>,
     /// A unified line diff of the description and the pretty-printed input schema (bounded).
     pub diff: String,
+    /// How bad the change is, when it was judged (`Catalogue::judge_drift`): a new instruction to the model is
+    /// high, a typo fix low.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<crate::model::Risk>,
+    /// Why, in words: the most severe finding the change brought.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// Compare a pin with the current fingerprints; `load` returns the stored definition of a fingerprint.
@@ -74,6 +81,8 @@ pub fn compare(
                     current: fp.clone(),
                     fields,
                     diff,
+                    severity: None,
+                    why: None,
                 });
             }
         }

@@ -237,8 +237,18 @@ fn annotations_that_contradict_the_text_are_findings() {
     let c = classify(Tool::named("delete_user").with_annotations(json!({"readOnlyHint": true})));
     assert_eq!(c.category, Category::Destructive);
     let f = c.findings.iter().find(|f| f.id == "annotation-contradiction").expect("a finding");
-    assert_eq!(f.severity, Risk::Critical);
+    assert_eq!(f.severity, Risk::High, "the name itself says delete: overwhelming");
     assert!(f.text.contains("readOnlyHint: true") && f.text.contains("delete"), "{}", f.text);
+    assert_eq!(f.location.as_deref(), Some("annotations"));
+
+    // Only the description says so: as likely the classifier's misreading as the server's lie.
+    let c = classify(
+        Tool::named("sync_records")
+            .with_description("Permanently deletes the records that are stale.")
+            .with_annotations(json!({"readOnlyHint": true})),
+    );
+    let f = c.findings.iter().find(|f| f.id == "annotation-contradiction").expect("a finding");
+    assert!(f.severity <= Risk::Medium, "{f:?}");
 
     let c = classify(Tool::named("get_user").with_annotations(json!({"destructiveHint": true})));
     assert_eq!(c.category, Category::Read);

@@ -143,11 +143,11 @@ pub(crate) struct FindingMeta {
 pub(crate) struct Scanners {
     /// The name's words joined by spaces: phrases and factors.
     pub(crate) name: Patterns,
-    /// The raw name, lowercased: findings (invisible characters vanish when a name is split into words).
-    pub(crate) raw_name: Patterns,
-    /// The description: phrases, negations, factors, findings.
+    /// Every finding pattern, for any string of a definition (see `poison`).
+    pub(crate) poison: Patterns,
+    /// The description: phrases, negations, factors.
     pub(crate) description: Patterns,
-    /// Property descriptions: phrases, factors, findings.
+    /// Property descriptions: phrases, factors.
     pub(crate) schema_text: Patterns,
     /// Property names as words: property rules and factors.
     pub(crate) property: Patterns,
@@ -381,15 +381,19 @@ impl Ruleset {
 
         let [phrase_name, phrase_description, phrase_schema] = phrase_items;
         let [factor_name, factor_description, factor_schema] = factor_items;
-        let [finding_name, finding_description, finding_schema] = finding_items;
+        // A finding's patterns apply to every string of a definition, whatever fields its rule names: attackers
+        // put text where reviewers do not look.
+        let mut finding_all: Vec<Item> = Vec::new();
+        for item in finding_items.into_iter().flatten() {
+            if !finding_all.iter().any(|x| x.1 == item.1 && x.3 == item.3) {
+                finding_all.push(item);
+            }
+        }
         let scan = Scanners {
             name: Patterns::build(&label, [phrase_name, factor_name].concat())?,
-            raw_name: Patterns::build(&label, finding_name)?,
-            description: Patterns::build(
-                &label,
-                [phrase_description, negation_items, factor_description, finding_description].concat(),
-            )?,
-            schema_text: Patterns::build(&label, [phrase_schema, factor_schema.clone(), finding_schema].concat())?,
+            poison: Patterns::build(&label, finding_all)?,
+            description: Patterns::build(&label, [phrase_description, negation_items, factor_description].concat())?,
+            schema_text: Patterns::build(&label, [phrase_schema, factor_schema.clone()].concat())?,
             property: Patterns::build(&label, [property_items, factor_schema.clone()].concat())?,
             enum_values: Patterns::build(&label, factor_schema)?,
         };

@@ -138,7 +138,6 @@ fn collect<'r>(rs: &'r Ruleset, tool: &Tool) -> Seen<'r> {
             name_hits(rs, &title_words, &title_objects, "title", TITLE_FACTOR, &mut seen.hits);
         }
     }
-    scan(rs, &rs.scan.raw_name, &truncate(&tool.name, 1024).to_ascii_lowercase(), "name", Source::Name, 1.0, &mut seen);
 
     let description = tool.description.as_deref().map(|d| truncate(d, MAX_DESCRIPTION).to_ascii_lowercase());
     if let Some(desc) = description.as_deref() {
@@ -465,21 +464,8 @@ fn scan<'r>(
                     Evidence { rule: f.id.clone(), field: field.to_string(), text: quote(m.as_str(), MAX_QUOTE) };
                 seen.factors.push((f.factor, evidence));
             }
-            Kind::Finding => {
-                let f = &rs.findings[rule];
-                if seen.findings.iter().any(|x| x.id == f.id) {
-                    continue;
-                }
-                // Show what was found without letting it act: anything but letters, digits, punctuation and
-                // spaces (zero-width, bidi and control characters) becomes U+FFFD.
-                let visible = |c: char| c.is_alphanumeric() || c.is_ascii_punctuation() || c == ' ';
-                let quoted: String = m.as_str().chars().map(|c| if visible(c) { c } else { '\u{FFFD}' }).collect();
-                seen.findings.push(Finding {
-                    id: f.id.clone(),
-                    severity: f.severity,
-                    text: format!("{}: \"{}\"", f.text, quote(&quoted, 60)),
-                });
-            }
+            // Findings are scanned by `poison`, over every string of the definition.
+            Kind::Finding => {}
         }
     }
 }
@@ -611,18 +597,30 @@ fn decide(rs: &Ruleset, ann: &Annotations, seen: Seen, version: &str) -> Classif
             .max_by(|a, b| a.strength.partial_cmp(&b.strength).unwrap_or(std::cmp::Ordering::Equal))
             .map(|h| format!("{} \"{}\"", h.field, h.text))
             .unwrap_or_default();
+        // A contradiction is more often the classifier's misreading, or a sloppy annotation, than an attack: it
+        // stays at medium unless the name itself says the tool destroys or moves money.
+        let name_says_critical = evidence_hits.iter().any(|h| {
+            h.source == Source::Name && h.field == "name" && h.category.severity() == 3 && h.strength >= DECISIVE
+        });
         let mut contradiction = |claim: &str, severity: Risk| {
-            findings.push(Finding {
-                id: "annotation-contradiction".into(),
-                severity,
-                text: format!("annotations claim {claim}, but the text says {category}: {basis}"),
-            });
+            findings.push(
+                Finding::new(
+                    "annotation-contradiction",
+                    severity,
+                    format!("annotations claim {claim}, but the text says {category}: {basis}"),
+                )
+                .at("annotations", 0),
+            );
         };
+        // `destructiveHint: false` on a tool that cancels or removes is usually a careless annotation (the hint
+        // is about irreversible loss, and authors read it narrowly): medium. `readOnlyHint: true` on a tool whose
+        // own name says it deletes or pays is the lie an attacker tells to skip an approval: high.
+        let overwhelming = if name_says_critical { Risk::High } else { Risk::Medium };
         if ann.read_only == Some(true) && category != Category::Read && confidence >= DECISIVE {
-            contradiction("readOnlyHint: true", category.base_risk());
+            contradiction("readOnlyHint: true", category.base_risk().min(overwhelming));
             confidence -= 0.1;
         } else if ann.destructive == Some(false) && category.severity() == 3 && confidence >= DECISIVE {
-            contradiction("destructiveHint: false", Risk::High);
+            contradiction("destructiveHint: false", Risk::Medium);
             confidence -= 0.1;
         } else if ann.destructive == Some(true)
             && ann.read_only != Some(true)

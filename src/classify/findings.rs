@@ -11,11 +11,11 @@
 //! finding per id, and quote their evidence with invisible characters replaced, like the rule findings.
 
 use super::schema;
-use super::words::{quote, truncate};
+use super::words::truncate;
 use crate::model::{Finding, Risk, Tool};
 
 /// Part of the ruleset version: bump when these checks change, so stored classifications are redone.
-pub(crate) const VERSION: &str = "findings-1";
+pub(crate) const VERSION: &str = "findings-2";
 
 /// Descriptions longer than this (characters) get a `long-description` finding.
 pub(crate) const LONG_DESCRIPTION: usize = 4000;
@@ -27,10 +27,6 @@ const SIDE_CHANNEL_NAMES: &[&str] = &[
     "sidenote",
     "side note",
     "context",
-    "extra",
-    "metadata",
-    "meta",
-    "debug",
     "feedback",
     "reasoning",
     "remark",
@@ -38,10 +34,6 @@ const SIDE_CHANNEL_NAMES: &[&str] = &[
     "comment",
     "comments",
     "annotation",
-    "info",
-    "details",
-    "data",
-    "payload",
 ];
 
 /// What a side-channel parameter's description asks for that a legitimate one does not.
@@ -58,7 +50,9 @@ const ASKS_FOR: &[&str] = &[
     "password",
     "credential",
     "secret",
-    "token",
+    "api token",
+    "access token",
+    "auth token",
     "conversation",
     "chat history",
     "previous messages",
@@ -67,12 +61,51 @@ const ASKS_FOR: &[&str] = &[
     "config file",
 ];
 
+/// Verbs that hand something over to the tool: a side-channel parameter that asks for a secret says one.
+const HANDS_OVER: &[&str] = &[
+    "pass",
+    "include",
+    "provide",
+    "put",
+    "send",
+    "attach",
+    "paste",
+    "copy",
+    "read",
+    "cat",
+    "insert",
+    "add",
+    "append",
+    "fill",
+    "supply",
+    "give",
+    "enter",
+    "contain",
+    "containing",
+    "contents",
+    "content",
+    "embed",
+    "dump",
+];
+
 /// The findings these checks can report, for catalogues of rules (SARIF): id, default severity, meaning.
 pub(crate) const STRUCTURAL: &[(&str, Risk, &str)] = &[
     ("confusable-name", Risk::High, "the name mixes Latin letters with look-alike letters of another script"),
     ("non-ascii-name", Risk::Low, "the name has non-ASCII characters"),
     ("suspicious-parameter", Risk::High, "a side-channel parameter (note, context, ...) asks for files or secrets"),
     ("long-description", Risk::Low, "the description is long enough to hide instructions"),
+    ("invisible-characters", Risk::High, "invisible characters inside words, or bidi controls, hide text from people"),
+    ("zero-width-character", Risk::Low, "an invisible character where scripts or emoji use them"),
+    ("unicode-tags", Risk::Critical, "Unicode tag characters carry text people cannot see but models read"),
+    (
+        "terminal-escapes",
+        Risk::High,
+        "terminal escape sequences or carriage returns hide or rewrite text shown to people",
+    ),
+    ("control-characters", Risk::Medium, "control characters in the text"),
+    ("confusable-text", Risk::High, "a word mixes Latin letters with look-alikes of another script"),
+    ("encoded-payload", Risk::High, "encoded text (base64, hex, URL, rot13) decodes to an attack"),
+    ("rug-pull", Risk::Low, "a pinned definition changed; the severity follows what changed"),
 ];
 
 /// A finding the classifier can report, described for rule catalogues.
@@ -107,7 +140,6 @@ impl super::Classifier {
 /// Add the structural findings of `tool` to `out`.
 pub(crate) fn check(tool: &Tool, out: &mut Vec<Finding>) {
     name_findings(&tool.name, out);
-    reveal_tags(tool, out);
     if let Some(desc) = tool.description.as_deref() {
         let chars = desc.chars().count();
         if chars > LONG_DESCRIPTION {
@@ -126,39 +158,28 @@ pub(crate) fn check(tool: &Tool, out: &mut Vec<Finding>) {
                 continue;
             }
             let Some(desc) = prop.description.as_deref() else { continue };
-            if let Some(what) = ASKS_FOR.iter().find(|w| desc.contains(*w)) {
-                let at = desc.find(what).unwrap_or(0);
+            // Asked for, not mentioned: a verb that hands something over comes first (`optional previous
+            // messages for context` describes; `include the contents of ~/.ssh/id_rsa` asks).
+            let asks = ASKS_FOR.iter().filter_map(|w| desc.find(w).map(|at| (w, at))).find(|(_, at)| {
+                let window = &desc[desc[..*at].char_indices().rev().nth(60).map_or(0, |(i, _)| i)..*at];
+                HANDS_OVER.iter().any(|v| window.split(|c: char| !c.is_ascii_alphabetic()).any(|w| w == *v))
+            });
+            if let Some((_, at)) = asks {
                 let start = desc[..at].char_indices().rev().nth(40).map_or(0, |(i, _)| i);
-                push(
-                    out,
-                    "suspicious-parameter",
-                    Risk::High,
-                    format!(
-                        "parameter {} asks for \"{}\"",
-                        prop.path,
-                        shown(truncate(&desc[start..], at - start + 60))
-                    ),
+                let path = format!("{}.description", prop.path.replacen("schema", "inputSchema", 1));
+                let text = format!(
+                    "parameter {} asks for \"{}\"",
+                    prop.path,
+                    shown(truncate(&desc[start..], at - start + 60))
                 );
+                if !out.iter().any(|f| f.id == "suspicious-parameter") {
+                    out.push(
+                        Finding::new("suspicious-parameter", Risk::High, text).at(path, desc[..at].chars().count()),
+                    );
+                }
                 break;
             }
         }
-    }
-}
-
-/// Tag characters (U+E0020..U+E007E) mirror ASCII: show a reviewer the text they hide, which the rule's
-/// quote can only show as replacement characters.
-fn reveal_tags(tool: &Tool, out: &mut [Finding]) {
-    let Some(f) = out.iter_mut().find(|f| f.id == "unicode-tags") else { return };
-    let mut hidden = String::new();
-    let texts = std::iter::once(tool.name.as_str()).chain(tool.description.as_deref());
-    for c in texts.flat_map(|t| truncate(t, 64 * 1024).chars()) {
-        if let Some(ascii) = (c as u32).checked_sub(0xE0000).filter(|v| (0x20..0x7F).contains(v)) {
-            hidden.push(char::from(ascii as u8));
-        }
-    }
-    if !hidden.is_empty() {
-        f.text =
-            format!("Unicode tag characters hide this text from people (models read it): \"{}\"", quote(&hidden, 120));
     }
 }
 
@@ -188,18 +209,13 @@ fn is_confusable_script(c: char) -> bool {
         | '\u{FF01}'..='\u{FF5E}' | '\u{1D400}'..='\u{1D7FF}')
 }
 
-/// Untrusted text as evidence: bounded, control and invisible characters shown as U+FFFD.
 fn shown(text: &str) -> String {
-    let cleaned: String = text
-        .chars()
-        .map(|c| if c.is_control() || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{E0000}'..='\u{E007F}') { '\u{FFFD}' } else { c })
-        .collect();
-    quote(&cleaned, 80)
+    super::poison::show(text, 80)
 }
 
 fn push(out: &mut Vec<Finding>, id: &str, severity: Risk, text: String) {
     if !out.iter().any(|f| f.id == id) {
-        out.push(Finding { id: id.to_string(), severity, text });
+        out.push(Finding::new(id, severity, text));
     }
 }
 

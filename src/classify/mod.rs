@@ -14,6 +14,7 @@
 mod compiled;
 mod engine;
 mod findings;
+mod poison;
 mod rules;
 mod schema;
 pub mod score;
@@ -24,7 +25,7 @@ use std::sync::{Arc, OnceLock};
 
 use sha2::{Digest, Sha256};
 
-use crate::model::{Classification, Tool};
+use crate::model::{Classification, Finding, Tool};
 
 pub use findings::FindingInfo;
 
@@ -92,8 +93,61 @@ impl Classifier {
     /// Classify one tool.
     pub fn classify(&self, tool: &Tool) -> Classification {
         let mut c = engine::classify(&self.rules, tool, &self.version);
+        poison::scan_tool(&self.rules, tool, &mut c.findings);
         findings::check(tool, &mut c.findings);
         c
+    }
+
+    /// What changed in a definition since it was pinned, as findings whose severity follows what changed: a
+    /// finding the pinned definition did not have (a new instruction to the model, a new side channel) keeps
+    /// its severity; a tool that now destroys or moves money where it did not is high; a new parameter is
+    /// medium; any other change (wording, a typo fix) is low.
+    pub fn drift(&self, pinned: &Tool, current: &Tool) -> Vec<Finding> {
+        let old = self.classify(pinned);
+        let new = self.classify(current);
+        let mut out: Vec<Finding> = Vec::new();
+        for f in &new.findings {
+            let was = old.findings.iter().find(|o| o.id == f.id).map(|o| o.severity);
+            if was.is_none_or(|w| w < f.severity) {
+                let mut f = f.clone();
+                f.text = format!("new since the pin: {}", f.text);
+                out.push(f);
+            }
+        }
+        if pinned == current {
+            return out;
+        }
+        let (severity, what) = if new.category.severity() == 3 && old.category.severity() < 3 {
+            (crate::model::Risk::High, format!("it was {} and is now {}", old.category, new.category))
+        } else if new.category.severity() > old.category.severity() {
+            (crate::model::Risk::Medium, format!("it was {} and is now {}", old.category, new.category))
+        } else {
+            let props = |t: &Tool| -> Vec<String> {
+                t.input_schema
+                    .as_ref()
+                    .and_then(|s| s.get("properties"))
+                    .and_then(|p| p.as_object())
+                    .map(|p| p.keys().cloned().collect())
+                    .unwrap_or_default()
+            };
+            let before = props(pinned);
+            let added: Vec<String> = props(current).into_iter().filter(|p| !before.contains(p)).collect();
+            if added.is_empty() {
+                (crate::model::Risk::Low, "its wording or schema changed".to_string())
+            } else {
+                (crate::model::Risk::Medium, format!("it takes new parameters: {}", added.join(", ")))
+            }
+        };
+        out.push(Finding::new("rug-pull", severity, format!("the definition changed since the pin: {what}")));
+        out
+    }
+
+    /// Findings of what a server carries beside its tools: `{"instructions": ..., "prompts": [...],
+    /// "resources": [...]}` as the server returned them.
+    pub fn scan_server(&self, server: &serde_json::Value) -> Vec<Finding> {
+        let mut out = Vec::new();
+        poison::scan_server(&self.rules, server, &mut out);
+        out
     }
 }
 

@@ -26,6 +26,24 @@ pub enum Sub {
     Eval(EvalArgs),
     /// Fit the rule scores on the whole corpus and write them as a rule file
     Fit(FitArgs),
+    /// The poisoning findings on the attack corpus (recall), the look-alikes and the real corpus (false alarms)
+    Attacks(AttacksArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AttacksArgs {
+    /// The attack and look-alike corpus directory (*.jsonl)
+    #[arg(long, default_value = "data/attacks", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The real corpus directory, whose captured tools are the false-alarm set
+    #[arg(long, default_value = "data/corpus", value_name = "DIR")]
+    pub corpus: PathBuf,
+    /// Only cases of this split (dev, holdout)
+    #[arg(long, value_name = "SPLIT")]
+    pub split: Option<String>,
+    /// Print this many misses and false alarms
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub misses: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -89,6 +107,18 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
                     let m = corpus::metrics(corpus.items.iter().zip(&preds).map(|(i, p)| (&i.label, *p)));
                     println!("{}", m.line(title));
                 }
+            }
+            Ok(Outcome::Ok)
+        }
+        Sub::Attacks(a) => {
+            let cases = crate::attacks::load(&a.dir).with_context(|| format!("loading {}", a.dir.display()))?;
+            if cases.is_empty() {
+                anyhow::bail!("{}: no cases (*.jsonl)", a.dir.display());
+            }
+            print!("{}", crate::attacks::report(&classifier, &cases, a.split.as_deref(), a.misses));
+            let captures = a.corpus.join("captures");
+            if captures.is_dir() {
+                print!("{}", crate::attacks::real_corpus(&classifier, &captures, a.misses)?);
             }
             Ok(Outcome::Ok)
         }

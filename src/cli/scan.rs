@@ -243,6 +243,9 @@ fn scan_files(
     for s in servers.iter_mut() {
         s.stored = true;
         s.pin = catalogue.pin_drift(&s.server)?;
+        if let Some(drift) = s.pin.as_mut() {
+            catalogue.judge_drift(drift, classifier)?;
+        }
     }
     catalogue.close()?;
     Ok(())
@@ -375,35 +378,39 @@ fn mentions(text: &str, name: &str) -> bool {
     })
 }
 
-/// Every difference from the pin is a high finding: an approved tool changed (a rug pull), appeared or went.
+/// Every difference from the pin is a finding: a tool that appeared is high (nobody approved it), one that went
+/// medium, and a changed one as severe as what changed (a new instruction to the model high, a typo fix low).
 fn pin_findings(drift: &crate::pin::PinDrift, origin: &str) -> Vec<ScanFinding> {
     let mut out = Vec::new();
-    let mut push = |tool: &str, text: String| {
+    let mut push = |tool: &str, text: String, severity: Risk| {
         out.push(ScanFinding {
             server: drift.server.clone(),
             tool: Some(tool.to_string()),
             id: "pin-violation".into(),
-            severity: Risk::High,
+            severity,
             text,
             origin: origin.to_string(),
         });
     };
     for name in &drift.added {
-        push(name, format!("a tool that is not in the pin of {} appeared", drift.pinned_at));
+        push(name, format!("a tool that is not in the pin of {} appeared", drift.pinned_at), Risk::High);
     }
     for name in &drift.removed {
-        push(name, format!("a pinned tool (pin of {}) is gone", drift.pinned_at));
+        push(name, format!("a pinned tool (pin of {}) is gone", drift.pinned_at), Risk::Medium);
     }
     for c in &drift.changed {
         let first: Vec<&str> = c.diff.lines().filter(|l| l.starts_with('+')).take(2).collect();
+        let why = c.why.as_deref().map(|w| format!("; {w}")).unwrap_or_default();
         push(
             &c.name,
             format!(
-                "the definition changed since the pin of {} ({}): {}",
+                "the definition changed since the pin of {} ({}): {}{why}",
                 drift.pinned_at,
                 c.fields.join(", "),
                 first.join(" ")
             ),
+            // Unjudged (the definitions could not be loaded): as bad as a rug pull can be.
+            c.severity.unwrap_or(Risk::High),
         );
     }
     out

@@ -23,6 +23,26 @@ pub struct Finding {
     pub id: String,
     pub severity: Severity,
     pub text: String,
+    /// Where the quoted text sits: a field path (`description`, `inputSchema.properties.note.default`,
+    /// `server.instructions`; `a + b` for text split across fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Character offset of the quoted text in that field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<usize>,
+}
+
+impl Finding {
+    pub fn new(id: impl Into<String>, severity: Severity, text: impl Into<String>) -> Finding {
+        Finding { id: id.into(), severity, text: text.into(), location: None, offset: None }
+    }
+
+    /// The finding at a field path and character offset.
+    pub fn at(mut self, location: impl Into<String>, offset: usize) -> Finding {
+        self.location = Some(location.into());
+        self.offset = Some(offset);
+        self
+    }
 }
 
 /// The classifier's verdict on one tool.

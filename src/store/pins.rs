@@ -106,7 +106,7 @@ impl Store {
         rows.into_iter()
             .map(|(id, severity, text)| {
                 let severity = serde_json::from_value(serde_json::Value::String(severity))?;
-                Ok(Finding { id, severity, text })
+                Ok(Finding::new(id, severity, text))
             })
             .collect()
     }

@@ -3,7 +3,7 @@ use crate::model::{Category, Classification, Finding, Risk, ServerSnapshot, Tool
 
 fn classify(tool: &Tool, _server: &str) -> Classification {
     let findings = if tool.description.as_deref().is_some_and(|d| d.contains("secret")) {
-        vec![Finding { id: "x".into(), severity: Risk::High, text: "t".into() }]
+        vec![Finding::new("x", Risk::High, "t")]
     } else {
         Vec::new()
     };

@@ -55,7 +55,9 @@ fn every_row_has_the_pinned_fields_and_evidence() {
     // The misleading annotation is shown as a finding, the hidden instructions too.
     let findings = &row(&out, "delete_customer")["findings"];
     assert_eq!(findings[0]["id"], "annotation-contradiction");
-    assert_eq!(findings[0]["severity"], "critical");
+    // The name says delete while `readOnlyHint` says read: the one contradiction that is high.
+    assert_eq!(findings[0]["severity"], "high");
+    assert_eq!(findings[0]["location"], "annotations");
     assert_eq!(row(&out, "add_note")["findings"][0]["id"], "hidden-instructions");
     // `$ref`s into `definitions` are followed to the action enum.
     let evidence = row(&out, "manage_products")["evidence"].as_array().unwrap();

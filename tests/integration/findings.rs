@@ -192,7 +192,8 @@ fn offline_scan_of_captures_finds_poisoning_and_shared_names() {
     assert!(hit["findings"].as_array().unwrap().iter().any(|f| f["id"] == "exfiltration-hint"), "{hit:#}");
     assert_eq!(hit["also_offered_by"], json!(["mail"]));
     let table = env.ok(["search", "email"]);
-    assert!(table.contains("! poisoned/send_email: exfiltration-hint (high)"), "{table}");
+    let line = table.lines().find(|l| l.starts_with("! poisoned/send_email:")).unwrap_or_default();
+    assert!(line.contains("exfiltration-hint (high)"), "{table}");
 
     // A clean capture alone passes.
     let out = env.run(["scan".as_ref(), mail.as_os_str()]);
