@@ -120,7 +120,11 @@ struct Mapped {
 }
 
 impl Mapped {
+    /// The character offset in the original of a byte of this text (no map: ASCII, byte = character).
     fn offset(&self, byte: usize) -> usize {
+        if self.at.is_empty() {
+            return byte;
+        }
         self.at.get(byte).or(self.at.last()).copied().unwrap_or(0) as usize
     }
 }
@@ -178,6 +182,9 @@ fn fold(c: char) -> Option<char> {
 
 /// The text lowercased as a person reads it (ASCII case only: offsets stay those of the original).
 fn plain(text: &str) -> Mapped {
+    if text.is_ascii() {
+        return Mapped { text: text.to_ascii_lowercase(), at: Vec::new() };
+    }
     let mut at = Vec::with_capacity(text.len());
     for (i, c) in text.chars().enumerate() {
         at.extend(std::iter::repeat_n(i as u32, c.len_utf8()));
@@ -262,7 +269,7 @@ fn rules(rs: &Ruleset, path: &str, m: &Mapped, via: Via, out: &mut Out<'_>) -> b
         };
         // A quoted example ("e.g. `ignore your instructions`" in a guardrail tool's docs) shows an attack, it
         // does not make one.
-        let severity = if via == Via::Plain && quoted_example(&m.text, hit.start()) {
+        let severity = if matches!(via, Via::Plain | Via::Skeleton) && quoted_example(&m.text, hit.start()) {
             severity.min(Risk::Medium)
         } else {
             severity
@@ -648,12 +655,16 @@ fn decoded(text: &str) -> Vec<(String, &'static str)> {
     }
     flush(&mut token, &mut out);
     // Hex with separators (`69 67 6e`, `\x69\x67`), %XX and \uXXXX written out.
-    let hexish: String = text
-        .replace("\\x", " ")
-        .split(|c: char| !c.is_ascii_hexdigit())
-        .filter(|p| p.len() == 2)
-        .collect::<Vec<_>>()
-        .join("");
+    let hex_digits = text.bytes().filter(u8::is_ascii_hexdigit).count();
+    let hexish: String = if hex_digits < 24 {
+        String::new()
+    } else {
+        text.replace("\\x", " ")
+            .split(|c: char| !c.is_ascii_hexdigit())
+            .filter(|p| p.len() == 2)
+            .collect::<Vec<_>>()
+            .join("")
+    };
     if hexish.len() >= 24
         && let Some(s) = hex_text(&hexish).and_then(printable)
     {
@@ -1878,7 +1889,8 @@ fn decode_orders(path: &str, skel: &Mapped, out: &mut Out<'_>) {
         "as instructions",
     ];
     let t = &skel.text;
-    if let (Some(d), Some(f)) = (DECODE.iter().find(|d| t.contains(*d)), FOLLOW.iter().find(|f| t.contains(*f))) {
+    let Some(d) = DECODE.iter().find(|d| t.contains(*d)) else { return };
+    if let Some(f) = FOLLOW.iter().find(|f| t.contains(*f)) {
         let at = t.find(d).unwrap_or(0);
         out.add(
             Finding::new(
@@ -1891,25 +1903,87 @@ fn decode_orders(path: &str, skel: &Mapped, out: &mut Out<'_>) {
     }
 }
 
+/// Whether a text has any phrase the intent detector starts from (one automaton pass): most property
+/// descriptions ("The id of the item") have none, and skip the sentence-by-sentence reading.
+fn worth_reading(skel: &str) -> bool {
+    static GATE: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> = std::sync::OnceLock::new();
+    let gate = GATE.get_or_init(|| {
+        let mut anchors: Vec<String> = Vec::new();
+        for list in [
+            cues::CONCEAL,
+            cues::OVERRIDE,
+            cues::DECEIVE,
+            cues::SECRET,
+            cues::STRONG_SECRET,
+            cues::AWAY,
+            cues::OTHER,
+            cues::EXCLUSIVE,
+        ] {
+            anchors.extend(list.iter().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()));
+        }
+        anchors.extend(cues::REDIRECT.iter().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()));
+        anchors.extend(
+            [
+                "@",
+                "http",
+                "|",
+                "![",
+                "tell",
+                "confirm",
+                "assure",
+                "bestätige",
+                "must",
+                "should",
+                "always",
+                "=",
+                "prefix",
+                "visit",
+                "overrid",
+            ]
+            .map(String::from),
+        );
+        aho_corasick::AhoCorasick::builder().ascii_case_insensitive(true).build(anchors).ok()
+    });
+    // The cues are written with spaces for punctuation; the skeleton keeps `_`, `-` and `'`.
+    gate.as_ref().is_none_or(|g| g.is_match(skel) || g.is_match(&skel.replace(['_', '-', '\''], " ")))
+}
+
 /// Scan a list of fields (of one tool or one server): each alone, then all of them joined.
 fn scan_fields(rs: &Ruleset, fields: &[Field], findings: &mut Vec<Finding>) {
     let mut out = Out { findings };
     for f in fields {
-        characters(&f.path, &f.text, &mut out);
+        // Most strings are plain ASCII prose without control characters: nothing for the character checks.
+        let plain_ascii =
+            f.text.is_ascii() && !f.text.bytes().any(|b| (b < 0x20 && !matches!(b, b'\n' | b'\t')) || b == 0x7f);
+        if !plain_ascii {
+            characters(&f.path, &f.text, &mut out);
+        }
         if f.path == "name" {
             // Names are identifiers: the rules read them as words only through the classifier.
             continue;
         }
         rules(rs, &f.path, &plain(&f.text), Via::Plain, &mut out);
         let skel = skeleton(&f.text);
-        if skel.text != f.text.to_ascii_lowercase() {
+        if !f.text.is_ascii() {
+            // Only invisible and look-alike characters make the skeleton read differently from the text.
             rules(rs, &f.path, &skel, Via::Skeleton, &mut out);
         }
-        markup_overrides(&f.path, &skel, &mut out);
-        intent(&f.path, &f.text, &skel, &mut out);
-        names_and_values(&f.path, &f.text, &mut out);
+        if skel.text.contains(['<', '[', '#']) {
+            markup_overrides(&f.path, &skel, &mut out);
+        }
+        let at = place(&f.path);
+        if at != Place::PropertyName
+            && (worth_reading(&skel.text) || f.text.bytes().any(|b| b.is_ascii_uppercase()) && f.text.contains('_'))
+        {
+            intent(&f.path, &f.text, &skel, &mut out);
+        }
+        if at != Place::Prose {
+            names_and_values(&f.path, &f.text, &mut out);
+        }
         decode_orders(&f.path, &skel, &mut out);
-        hidden_parts(rs, &f.path, &f.text, &mut out);
+        if f.text.contains("<!--") || f.text.contains("]: ") || f.text.len() > 60 {
+            hidden_parts(rs, &f.path, &f.text, &mut out);
+        }
         for (text, how) in decoded(&f.text) {
             let m = skeleton(&text);
             let before = out.findings.len();
@@ -1946,7 +2020,9 @@ fn scan_fields(rs: &Ruleset, fields: &[Field], findings: &mut Vec<Finding>) {
         let joined: String = pieces.iter().map(|f| skeleton(&f.text).text).collect::<Vec<_>>().join(" ");
         let mut split = Vec::new();
         let originals: String = pieces.iter().map(|f| f.text.as_str()).collect::<Vec<_>>().join(" ");
-        intent("", &originals, &Mapped { text: joined, at: vec![0] }, &mut Out { findings: &mut split });
+        if worth_reading(&joined) {
+            intent("", &originals, &Mapped { text: joined, at: vec![0] }, &mut Out { findings: &mut split });
+        }
         let have: Vec<String> =
             out.findings.iter().filter(|f| f.severity >= Risk::High).map(|f| f.id.clone()).collect();
         for mut f in split.into_iter().filter(|f| f.severity >= Risk::High && !have.contains(&f.id)) {
