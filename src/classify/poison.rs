@@ -1944,8 +1944,10 @@ fn worth_reading(skel: &str) -> bool {
         );
         aho_corasick::AhoCorasick::builder().ascii_case_insensitive(true).build(anchors).ok()
     });
-    // The cues are written with spaces for punctuation; the skeleton keeps `_`, `-` and `'`.
-    gate.as_ref().is_none_or(|g| g.is_match(skel) || g.is_match(&skel.replace(['_', '-', '\''], " ")))
+    // The cues are written with spaces for punctuation; the text keeps `_`, `-` and `'`.
+    gate.as_ref().is_none_or(|g| {
+        g.is_match(skel) || (skel.contains(['_', '-', '\'']) && g.is_match(&skel.replace(['_', '-', '\''], " ")))
+    })
 }
 
 /// Scan a list of fields (of one tool or one server): each alone, then all of them joined.
@@ -1962,25 +1964,51 @@ fn scan_fields(rs: &Ruleset, fields: &[Field], findings: &mut Vec<Finding>) {
             // Names are identifiers: the rules read them as words only through the classifier.
             continue;
         }
-        rules(rs, &f.path, &plain(&f.text), Via::Plain, &mut out);
-        let skel = skeleton(&f.text);
-        if !f.text.is_ascii() {
-            // Only invisible and look-alike characters make the skeleton read differently from the text.
-            rules(rs, &f.path, &skel, Via::Skeleton, &mut out);
-        }
-        if skel.text.contains(['<', '[', '#']) {
-            markup_overrides(&f.path, &skel, &mut out);
-        }
         let at = place(&f.path);
-        if at != Place::PropertyName
-            && (worth_reading(&skel.text) || f.text.bytes().any(|b| b.is_ascii_uppercase()) && f.text.contains('_'))
-        {
-            intent(&f.path, &f.text, &skel, &mut out);
-        }
         if at != Place::Prose {
             names_and_values(&f.path, &f.text, &mut out);
         }
-        decode_orders(&f.path, &skel, &mut out);
+        // A property's name or a one-word value carries no sentence for the rules to read.
+        if at == Place::PropertyName || (at == Place::Value && f.text.len() < 16) {
+            continue;
+        }
+        let lower = plain(&f.text);
+        rules(rs, &f.path, &lower, Via::Plain, &mut out);
+        let ascii = f.text.is_ascii();
+        let markup = lower.text.contains(['<', '[', '#']);
+        let decode = [
+            "decod",
+            "decipher",
+            "rot13",
+            "base64",
+            "hex",
+            "encoded",
+            "character codes",
+            "unscramble",
+            "revers",
+            "backwards",
+        ]
+        .iter()
+        .any(|d| lower.text.contains(d));
+        let read = worth_reading(&lower.text) || f.text.bytes().any(|b| b.is_ascii_uppercase()) && f.text.contains('_');
+        if ascii && !markup && !decode && !read {
+            // Nothing the skeleton could change or the readers below could start from.
+        } else {
+            let skel = skeleton(&f.text);
+            if !ascii {
+                // Only invisible and look-alike characters make the skeleton read differently from the text.
+                rules(rs, &f.path, &skel, Via::Skeleton, &mut out);
+            }
+            if markup || !ascii {
+                markup_overrides(&f.path, &skel, &mut out);
+            }
+            if read || (!ascii && worth_reading(&skel.text)) {
+                intent(&f.path, &f.text, &skel, &mut out);
+            }
+            if decode || !ascii {
+                decode_orders(&f.path, &skel, &mut out);
+            }
+        }
         if f.text.contains("<!--") || f.text.contains("]: ") || f.text.len() > 60 {
             hidden_parts(rs, &f.path, &f.text, &mut out);
         }
