@@ -233,6 +233,11 @@ struct Out<'a> {
 }
 
 impl Out<'_> {
+    /// A finding about `path` at character `offset`.
+    fn report(&mut self, id: &str, severity: Risk, text: String, path: &str, offset: usize) {
+        self.add(Finding::new(id, severity, text).at(path, offset));
+    }
+
     fn add(&mut self, f: Finding) {
         match self.findings.iter_mut().find(|x| x.id == f.id) {
             Some(x) if x.severity < f.severity => *x = f,
@@ -278,7 +283,7 @@ fn rules(rs: &Ruleset, path: &str, m: &Mapped, via: Via, out: &mut Out<'_>) -> b
             Via::Decoded(_) | Via::Hidden(_) => m.offset(0),
             _ => m.offset(hit.start()),
         };
-        out.add(Finding::new(id, severity, text).at(path, offset));
+        out.report(&id, severity, text, path, offset);
         any = true;
     }
     any
@@ -408,13 +413,12 @@ fn markup_overrides(path: &str, skel: &Mapped, out: &mut Out<'_>) {
         let end = skel.text[at..].char_indices().nth(300).map_or(skel.text.len(), |(i, _)| at + i);
         let part = &skel.text[at..end];
         if let Some(cue) = OVERRIDES.iter().find(|c| part.contains(*c)) {
-            out.add(
-                Finding::new(
-                    "hidden-instructions",
-                    Risk::High,
-                    format!("markup addressed to the model gives overriding orders ({cue}): \"{}\"", show(part, 80)),
-                )
-                .at(path, skel.offset(at)),
+            out.report(
+                "hidden-instructions",
+                Risk::High,
+                format!("markup addressed to the model gives overriding orders ({cue}): \"{}\"", show(part, 80)),
+                path,
+                skel.offset(at),
             );
             return;
         }
@@ -463,13 +467,12 @@ fn hidden_parts(rs: &Ruleset, path: &str, text: &str, out: &mut Out<'_>) {
         let shifted = Mapped { text: skel.text.clone(), at: skel.at.iter().map(|a| a + offset as u32).collect() };
         let found = rules(rs, path, &shifted, Via::Hidden(what), out);
         if !found && addresses_model(&skel.text) {
-            out.add(
-                Finding::new(
-                    "hidden-instructions",
-                    Risk::High,
-                    format!("text {what} speaks to the model: \"{}\"", show(part.trim(), 80)),
-                )
-                .at(path, offset),
+            out.report(
+                "hidden-instructions",
+                Risk::High,
+                format!("text {what} speaks to the model: \"{}\"", show(part.trim(), 80)),
+                path,
+                offset,
             );
         }
     }
@@ -487,16 +490,15 @@ fn characters(path: &str, text: &str, out: &mut Out<'_>) {
             tags.push(char::from(ascii as u8));
             tag_at.get_or_insert(i);
         } else if is_bidi(c) {
-            out.add(
-                Finding::new(
-                    "invisible-characters",
-                    Risk::High,
-                    format!(
-                        "a bidi control makes the text shown differ from the text read: \"{}\"",
-                        show(&around(&chars, i), 60)
-                    ),
-                )
-                .at(path, i),
+            out.report(
+                "invisible-characters",
+                Risk::High,
+                format!(
+                    "a bidi control makes the text shown differ from the text read: \"{}\"",
+                    show(&around(&chars, i), 60)
+                ),
+                path,
+                i,
             );
         } else if is_variation_selector(c) {
             let run = chars[i..].iter().take_while(|x| is_variation_selector(**x)).count();
@@ -510,18 +512,15 @@ fn characters(path: &str, text: &str, out: &mut Out<'_>) {
                     })
                     .collect();
                 let hidden = String::from_utf8_lossy(&bytes).into_owned();
-                out.add(
-                    Finding::new(
-                        "invisible-characters",
-                        Risk::High,
-                        format!("{run} variation selectors in a row carry hidden bytes: \"{}\"", show(&hidden, 80)),
-                    )
-                    .at(path, i),
+                out.report(
+                    "invisible-characters",
+                    Risk::High,
+                    format!("{run} variation selectors in a row carry hidden bytes: \"{}\"", show(&hidden, 80)),
+                    path,
+                    i,
                 );
             }
         } else if is_invisible(c) {
-            // Zero-width joiners belong in emoji sequences and in scripts that need them; inside a Latin word or
-            // between Latin words they only hide.
             // Inside a Latin word (`ign\u{200B}ore`) they split it past filters; a run of them is a message in
             // zero-width code. Between words they are usually pasted from a web page.
             let alnum = |x: Option<char>| x.is_some_and(|x| x.is_ascii_alphanumeric());
@@ -534,61 +533,56 @@ fn characters(path: &str, text: &str, out: &mut Out<'_>) {
             // Joiners belong in emoji and soft hyphens in long words; the skeleton pass still catches a keyword
             // they split.
             if (inside() && !matches!(c, '\u{200D}' | '\u{00AD}')) || run >= 4 {
-                out.add(
-                    Finding::new(
-                        "invisible-characters",
-                        Risk::High,
-                        format!(
-                            "invisible characters inside the text hide it from people: \"{}\"",
-                            show(&around(&chars, i), 60)
-                        ),
-                    )
-                    .at(path, i),
+                out.report(
+                    "invisible-characters",
+                    Risk::High,
+                    format!(
+                        "invisible characters inside the text hide it from people: \"{}\"",
+                        show(&around(&chars, i), 60)
+                    ),
+                    path,
+                    i,
                 );
             } else {
-                out.add(
-                    Finding::new(
-                        "zero-width-character",
-                        Risk::Low,
-                        format!("an invisible character: \"{}\"", show(&around(&chars, i), 40)),
-                    )
-                    .at(path, i),
+                out.report(
+                    "zero-width-character",
+                    Risk::Low,
+                    format!("an invisible character: \"{}\"", show(&around(&chars, i), 40)),
+                    path,
+                    i,
                 );
             }
         } else if c == '\u{1b}' || c == '\u{9b}' {
-            out.add(
-                Finding::new(
-                    "terminal-escapes",
-                    Risk::High,
-                    format!(
-                        "terminal escape sequences can hide or rewrite text shown to people: \"{}\"",
-                        show(&around(&chars, i), 60)
-                    ),
-                )
-                .at(path, i),
+            out.report(
+                "terminal-escapes",
+                Risk::High,
+                format!(
+                    "terminal escape sequences can hide or rewrite text shown to people: \"{}\"",
+                    show(&around(&chars, i), 60)
+                ),
+                path,
+                i,
             );
         } else if c == '\r' && next.is_some_and(|n| n != '\n') {
-            out.add(
-                Finding::new(
-                    "terminal-escapes",
-                    Risk::High,
-                    format!(
-                        "a carriage return overwrites the line shown in a terminal: \"{}\"",
-                        show(&around(&chars, i), 60)
-                    ),
-                )
-                .at(path, i),
+            out.report(
+                "terminal-escapes",
+                Risk::High,
+                format!(
+                    "a carriage return overwrites the line shown in a terminal: \"{}\"",
+                    show(&around(&chars, i), 60)
+                ),
+                path,
+                i,
             );
         } else if c.is_control() && !matches!(c, '\n' | '\t' | '\r') {
             // A backspace rubs out what a terminal showed; other control characters are odd, not hiding.
             let severity = if c == '\u{8}' { Risk::High } else { Risk::Medium };
-            out.add(
-                Finding::new(
-                    "control-characters",
-                    severity,
-                    format!("a control character U+{:04X} in the text", c as u32),
-                )
-                .at(path, i),
+            out.report(
+                "control-characters",
+                severity,
+                format!("a control character U+{:04X} in the text", c as u32),
+                path,
+                i,
             );
         } else if fold(c).is_some() && c.is_alphabetic() && !c.is_ascii() && path != "name" {
             // A look-alike letter inside a word that is otherwise Latin passes for a Latin word.
@@ -598,13 +592,12 @@ fn characters(path: &str, text: &str, out: &mut Out<'_>) {
             // Short mixed words are notation (`hν`, `Δx`); a look-alike hides inside a real word.
             if end - start >= 4 && chars[start..end].iter().filter(|x| x.is_ascii_alphabetic()).count() >= 2 {
                 let w: String = chars[start..end].iter().collect();
-                out.add(
-                    Finding::new(
-                        "confusable-text",
-                        Risk::High,
-                        format!("a word mixes Latin letters with look-alikes of another script: \"{}\"", show(&w, 40)),
-                    )
-                    .at(path, start),
+                out.report(
+                    "confusable-text",
+                    Risk::High,
+                    format!("a word mixes Latin letters with look-alikes of another script: \"{}\"", show(&w, 40)),
+                    path,
+                    start,
                 );
             }
         }
@@ -615,13 +608,12 @@ fn characters(path: &str, text: &str, out: &mut Out<'_>) {
         && tags.len() <= 6
         && tags.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     if tags.chars().count() >= 2 && !flag_only {
-        out.add(
-            Finding::new(
-                "unicode-tags",
-                Risk::Critical,
-                format!("Unicode tag characters hide this text from people (models read it): \"{}\"", show(&tags, 120)),
-            )
-            .at(path, tag_at.unwrap_or(0)),
+        out.report(
+            "unicode-tags",
+            Risk::Critical,
+            format!("Unicode tag characters hide this text from people (models read it): \"{}\"", show(&tags, 120)),
+            path,
+            tag_at.unwrap_or(0),
         );
     }
 }
@@ -1371,7 +1363,7 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
             .any(|c| one.contains(c));
         let mut report = |id: &str, severity: Risk, why: String| {
             let severity = if quoting { severity.min(Risk::Medium) } else { severity };
-            out.add(Finding::new(id, severity, format!("{why}: \"{quote}\"")).at(path, offset));
+            out.report(id, severity, format!("{why}: \"{quote}\""), path, offset);
         };
         // "do not include any personal data" forbids handing over.
         let give = find(&one, cues::GIVE)
@@ -1829,25 +1821,23 @@ fn names_and_values(path: &str, text: &str, out: &mut Out<'_>) {
             .any(|p| lower.contains(p));
     if let Some(what) = found.filter(|_| where_ == Place::PropertyName || words.split_whitespace().count() <= 12) {
         let kind = if where_ == Place::PropertyName { "a parameter's name" } else { "a schema value" };
-        out.add(
-            Finding::new(
-                "suspicious-parameter",
-                Risk::High,
-                format!("{kind} asks for private data ({}): \"{}\"", what.trim(), show(text, 60)),
-            )
-            .at(path, 0),
+        out.report(
+            "suspicious-parameter",
+            Risk::High,
+            format!("{kind} asks for private data ({}): \"{}\"", what.trim(), show(text, 60)),
+            path,
+            0,
         );
     } else if substitution || path_value {
-        out.add(
-            Finding::new(
-                "secret-exfiltration",
-                Risk::Critical,
-                format!(
-                    "a schema value reads a secret (a shell substitution, a secret file or variable): \"{}\"",
-                    show(text, 60)
-                ),
-            )
-            .at(path, 0),
+        out.report(
+            "secret-exfiltration",
+            Risk::Critical,
+            format!(
+                "a schema value reads a secret (a shell substitution, a secret file or variable): \"{}\"",
+                show(text, 60)
+            ),
+            path,
+            0,
         );
     }
 }
@@ -1892,13 +1882,12 @@ fn decode_orders(path: &str, skel: &Mapped, out: &mut Out<'_>) {
     let Some(d) = DECODE.iter().find(|d| t.contains(*d)) else { return };
     if let Some(f) = FOLLOW.iter().find(|f| t.contains(*f)) {
         let at = t.find(d).unwrap_or(0);
-        out.add(
-            Finding::new(
-                "encoded-payload",
-                Risk::High,
-                format!("the definition orders the model to decode text and follow it ({d}, {f})"),
-            )
-            .at(path, skel.offset(at)),
+        out.report(
+            "encoded-payload",
+            Risk::High,
+            format!("the definition orders the model to decode text and follow it ({d}, {f})"),
+            path,
+            skel.offset(at),
         );
     }
 }
@@ -2022,70 +2011,66 @@ fn scan_fields(rs: &Ruleset, fields: &[Field], findings: &mut Vec<Finding>) {
             if out.findings.len() == before
                 && let Some(worst) = plain_findings.iter().max_by_key(|x| x.severity)
             {
-                out.add(
-                    Finding::new(
-                        "encoded-payload",
-                        worst.severity.max(Risk::High),
-                        format!("{how} text decodes to an attack: {}", worst.text),
-                    )
-                    .at(&f.path, 0),
+                out.report(
+                    "encoded-payload",
+                    worst.severity.max(Risk::High),
+                    format!("{how} text decodes to an attack: {}", worst.text),
+                    &f.path,
+                    0,
                 );
             }
         }
     }
-    // Split across fields: the intent detector over everything joined (one field's sentence runs into the next).
-    if fields.len() > 1 {
-        // The description, the schema's values and the server's texts: where split attacks put their pieces.
-        // Property descriptions document one field each and run together into false pairs.
-        let pieces: Vec<&Field> = fields
-            .iter()
-            .filter(|f| {
-                matches!(f.path.as_str(), "description" | "title")
-                    || place(&f.path) == Place::Value
-                    || f.path.starts_with("server.")
-            })
-            .collect();
-        let joined: String = pieces.iter().map(|f| skeleton(&f.text).text).collect::<Vec<_>>().join(" ");
-        let mut split = Vec::new();
-        let originals: String = pieces.iter().map(|f| f.text.as_str()).collect::<Vec<_>>().join(" ");
-        if worth_reading(&joined) {
-            intent("", &originals, &Mapped { text: joined, at: vec![0] }, &mut Out { findings: &mut split });
-        }
-        let have: Vec<String> =
-            out.findings.iter().filter(|f| f.severity >= Risk::High).map(|f| f.id.clone()).collect();
-        for mut f in split.into_iter().filter(|f| f.severity >= Risk::High && !have.contains(&f.id)) {
-            f.text = format!("{} (split across fields)", f.text);
-            f.location = Some(pieces.iter().map(|x| x.path.as_str()).take(4).collect::<Vec<_>>().join(" + "));
-            out.add(f);
-        }
+    if fields.len() < 2 {
+        return;
     }
-    // Split across fields: the rules on everything joined, each match put at the fields it spans.
-    if fields.len() > 1 {
-        let mut joined = String::new();
-        let mut starts: Vec<(usize, usize)> = Vec::new();
-        for (i, f) in fields.iter().enumerate() {
-            starts.push((joined.len(), i));
-            joined.push_str(&skeleton(&f.text).text);
-            joined.push_str(". ");
+    // Split across fields: each field's skeleton once, for both joined readings below.
+    let skels: Vec<String> = fields.iter().map(|f| skeleton(&f.text).text).collect();
+    // The intent detector over the description, the schema's values and the server's texts joined (one field's
+    // sentence runs into the next): where split attacks put their pieces. Property descriptions document one
+    // field each and run together into false pairs.
+    let pieces: Vec<usize> = (0..fields.len())
+        .filter(|&i| {
+            let path = fields[i].path.as_str();
+            matches!(path, "description" | "title") || place(path) == Place::Value || path.starts_with("server.")
+        })
+        .collect();
+    let joined: String = pieces.iter().map(|&i| skels[i].as_str()).collect::<Vec<_>>().join(" ");
+    let mut split = Vec::new();
+    if worth_reading(&joined) {
+        let originals: String = pieces.iter().map(|&i| fields[i].text.as_str()).collect::<Vec<_>>().join(" ");
+        intent("", &originals, &Mapped { text: joined, at: vec![0] }, &mut Out { findings: &mut split });
+    }
+    let have: Vec<String> = out.findings.iter().filter(|f| f.severity >= Risk::High).map(|f| f.id.clone()).collect();
+    for mut f in split.into_iter().filter(|f| f.severity >= Risk::High && !have.contains(&f.id)) {
+        f.text = format!("{} (split across fields)", f.text);
+        f.location = Some(pieces.iter().map(|&i| fields[i].path.as_str()).take(4).collect::<Vec<_>>().join(" + "));
+        out.add(f);
+    }
+    // The finding rules on every field joined, each match put at the fields it spans.
+    let mut joined = String::new();
+    let mut starts: Vec<usize> = Vec::with_capacity(fields.len());
+    for skel in &skels {
+        starts.push(joined.len());
+        joined.push_str(skel);
+        joined.push_str(". ");
+    }
+    let before: Vec<String> = out.findings.iter().map(|f| f.id.clone()).collect();
+    for (kind, rule, hit) in rs.scan.poison.find(&joined, |_, _| true) {
+        let meta = &rs.findings[rule];
+        if kind != Kind::Finding || before.contains(&meta.id) {
+            continue;
         }
-        let before: Vec<String> = out.findings.iter().map(|f| f.id.clone()).collect();
-        for (kind, rule, hit) in rs.scan.poison.find(&joined, |_, _| true) {
-            let meta = &rs.findings[rule];
-            if kind != Kind::Finding || before.contains(&meta.id) {
-                continue;
-            }
-            let field_at = |byte: usize| starts.iter().rev().find(|(s, _)| *s <= byte).map_or(0, |(_, i)| *i);
-            let (a, b) = (field_at(hit.start()), field_at(hit.end().saturating_sub(1)));
-            let path = (a..=b).map(|i| fields[i].path.as_str()).collect::<Vec<_>>().join(" + ");
-            out.add(
-                Finding::new(
-                    meta.id.clone(),
-                    meta.severity.max(Risk::High),
-                    format!("{} (split across fields): \"{}\"", meta.text, show(hit.as_str(), 80)),
-                )
-                .at(path, 0),
-            );
-        }
+        let field_at = |byte: usize| starts.partition_point(|&s| s <= byte).saturating_sub(1);
+        let (a, b) = (field_at(hit.start()), field_at(hit.end().saturating_sub(1)));
+        let path = (a..=b).map(|i| fields[i].path.as_str()).collect::<Vec<_>>().join(" + ");
+        out.report(
+            &meta.id,
+            meta.severity.max(Risk::High),
+            format!("{} (split across fields): \"{}\"", meta.text, show(hit.as_str(), 80)),
+            &path,
+            0,
+        );
     }
 }
 
