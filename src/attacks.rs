@@ -146,7 +146,6 @@ pub fn report(classifier: &Classifier, cases: &[Case], split: Option<&str>, miss
                 let _ = write!(line, " {}: {}/{} = {:.3}", split.1, t.flagged, t.n, t.rate());
                 total.n += t.n;
                 total.flagged += t.flagged;
-                let _ = split;
             }
             let _ = writeln!(out, "{line}   ({what} {:.3})", total.rate());
         }
