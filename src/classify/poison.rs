@@ -32,58 +32,73 @@ const MAX_NODES: usize = 8192;
 /// Deepest nesting walked.
 const MAX_DEPTH: usize = 48;
 
-/// One string of a definition and where it sits.
-struct Field {
+/// One string of a definition and where it sits (borrowed: most strings are read once and dropped).
+struct Field<'a> {
     path: String,
-    text: String,
+    text: &'a str,
 }
 
-/// Collect the strings of a definition, bounded.
-struct Collector {
-    fields: Vec<Field>,
+/// Collect the strings of a definition, bounded. The path of the node being walked is kept in one buffer,
+/// grown and cut back as the walk goes; only a string that is kept gets its own copy of it.
+struct Collector<'a> {
+    fields: Vec<Field<'a>>,
+    path: String,
     nodes: usize,
     bytes: usize,
 }
 
-impl Collector {
+impl<'a> Collector<'a> {
     fn new() -> Self {
-        Collector { fields: Vec::new(), nodes: 0, bytes: 0 }
+        Collector { fields: Vec::new(), path: String::new(), nodes: 0, bytes: 0 }
     }
 
-    fn push(&mut self, path: String, text: &str) {
+    /// Keep `text` under the current path.
+    fn push(&mut self, text: &'a str) {
         if text.is_empty() || self.bytes >= MAX_TOTAL {
             return;
         }
         let text = crate::model::text::truncate_bytes(text, MAX_FIELD.min(MAX_TOTAL - self.bytes));
         self.bytes += text.len();
-        self.fields.push(Field { path, text: text.to_string() });
+        self.fields.push(Field { path: self.path.clone(), text });
     }
 
-    fn value(&mut self, path: &str, v: &Value, depth: usize) {
+    /// Walk `v` under `path` (a top-level field name).
+    fn root(&mut self, path: &str, v: &'a Value) {
+        self.path.clear();
+        self.path.push_str(path);
+        self.value(v, 0);
+    }
+
+    fn value(&mut self, v: &'a Value, depth: usize) {
         if depth > MAX_DEPTH || self.nodes >= MAX_NODES || self.bytes >= MAX_TOTAL {
             return;
         }
         self.nodes += 1;
+        let len = self.path.len();
         match v {
-            Value::String(s) => self.push(path.to_string(), s),
+            Value::String(s) => self.push(s),
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    self.value(&format!("{path}[{i}]"), item, depth + 1);
+                    use std::fmt::Write as _;
+                    let _ = write!(self.path, "[{i}]");
+                    self.value(item, depth + 1);
+                    self.path.truncate(len);
                 }
             }
             Value::Object(map) => {
-                let props = path.ends_with(".properties") || path.ends_with(".patternProperties");
+                let props = self.path.ends_with(".properties") || self.path.ends_with(".patternProperties");
                 for (key, item) in map {
-                    let sub = format!("{path}.{key}");
+                    self.path.push('.');
+                    self.path.push_str(key);
                     // A property's name is text the model reads too (`ignore_previous_instructions: bool`).
                     if props {
-                        self.push(sub.clone(), key);
+                        self.push(key);
                     }
                     // URIs and schema plumbing are not prose; still walk what they hold.
-                    if matches!(key.as_str(), "$ref" | "$schema" | "$id" | "uri" | "type" | "format") {
-                        continue;
+                    if !matches!(key.as_str(), "$ref" | "$schema" | "$id" | "uri" | "type" | "format") {
+                        self.value(item, depth + 1);
                     }
-                    self.value(&sub, item, depth + 1);
+                    self.path.truncate(len);
                 }
             }
             _ => {}
@@ -92,23 +107,27 @@ impl Collector {
 }
 
 /// The strings of a tool a model reads, with their paths.
-fn tool_fields(tool: &Tool) -> Vec<Field> {
+fn tool_fields(tool: &Tool) -> Vec<Field<'_>> {
     let mut c = Collector::new();
-    c.push("name".into(), &tool.name);
-    if let Some(t) = tool.title.as_deref() {
-        c.push("title".into(), t);
-    }
-    if let Some(d) = tool.description.as_deref() {
-        c.push("description".into(), d);
+    for (path, text) in [
+        ("name", Some(tool.name.as_str())),
+        ("title", tool.title.as_deref()),
+        ("description", tool.description.as_deref()),
+    ] {
+        if let Some(text) = text {
+            c.path.clear();
+            c.path.push_str(path);
+            c.push(text);
+        }
     }
     if let Some(s) = tool.input_schema.as_ref() {
-        c.value("inputSchema", s, 0);
+        c.root("inputSchema", s);
     }
     if let Some(s) = tool.output_schema.as_ref() {
-        c.value("outputSchema", s, 0);
+        c.root("outputSchema", s);
     }
     if let Some(a) = tool.annotations.as_ref() {
-        c.value("annotations", a, 0);
+        c.root("annotations", a);
     }
     c.fields
 }
@@ -216,6 +235,27 @@ fn skeleton(text: &str) -> Mapped {
         at.extend(std::iter::repeat_n(i as u32, c.len_utf8()));
     }
     Mapped { text: out, at }
+}
+
+/// The skeleton's text alone, without the offset map (the joined readings only need the text).
+fn skeleton_text(text: &str) -> String {
+    if !text.is_ascii() {
+        return skeleton(text).text;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut space = false;
+    for b in text.bytes() {
+        if b.is_ascii_whitespace() || b == 0x0b {
+            if !space {
+                out.push(if b == b'\n' { '\n' } else { ' ' });
+            }
+            space = true;
+            continue;
+        }
+        space = false;
+        out.push(b.to_ascii_lowercase() as char);
+    }
+    out
 }
 
 /// How a finding was reached, for its text.
@@ -823,6 +863,92 @@ mod cues {
         }
     }
 
+    /// Telling the person something: with a lie after it, the model is told to mislead.
+    pub(super) static TELLS: &[&str] =
+        &[" tell the user", " tell them", " confirm to the user", " assure the user", " bestätige dem nutzer"];
+
+    /// Orders that change how another tool is called.
+    pub(super) static CHANGES: &[&str] = &[
+        " must go to",
+        " should be called with",
+        " must be called with",
+        " always be called with",
+        " set base to",
+        " use proxy",
+        " first visit",
+        " always post to",
+        " recipient =",
+        " must be routed",
+        " routed via",
+        " must use account",
+        " in cc",
+        " to cc",
+        " not the card",
+        " overrides ",
+        " replace the recipient",
+        " change the recipient",
+        " read only=false",
+        " admin=true",
+        " enable auto merge",
+        " must deliver",
+        " always include",
+        " always add",
+        " must always",
+        " beneficiary",
+        " overridden to",
+    ];
+
+    /// Shell commands slipped into what the model runs.
+    pub(super) static SHELL: &[&str] = &[
+        "| bash",
+        "| sh",
+        "|bash",
+        "|sh ",
+        "chmod -r 0777",
+        "chmod -r 777",
+        "rm -rf ~",
+        "rm -rf /",
+        "remote add",
+        "git push mirror",
+    ];
+
+    /// Automata that say whether a sentence can feed any check of the intent detector: `one` over the
+    /// sentence itself (every list a check needs in the sentence), `two` over the next sentence (the lists
+    /// read over a sentence and the next), `raw` over the sentence as written (markdown images, URLs,
+    /// addresses, shell commands). The phrases are trimmed, so each automaton finds a superset.
+    pub(super) struct Gates {
+        pub(super) one: AhoCorasick,
+        pub(super) two: AhoCorasick,
+        pub(super) raw: AhoCorasick,
+    }
+
+    pub(super) fn gates() -> &'static Gates {
+        static GATES: OnceLock<Gates> = OnceLock::new();
+        GATES.get_or_init(|| {
+            let build = |lists: &[&[&str]]| {
+                let phrases: Vec<&str> =
+                    lists.iter().flat_map(|l| l.iter().map(|c| c.trim())).filter(|c| !c.is_empty()).collect();
+                AhoCorasick::new(phrases).unwrap_or_else(|e| panic!("the cue lists do not compile: {e}"))
+            };
+            Gates {
+                one: build(&[
+                    OVERRIDE,
+                    TELLS,
+                    DECEIVE,
+                    CONCEAL,
+                    STRONG_SECRET,
+                    SECRET,
+                    AWAY,
+                    CHANGES,
+                    EXCLUSIVE,
+                    OTHER,
+                ]),
+                two: build(&[CONCEAL, OTHER]),
+                raw: build(&[&["![", "http", "@"], SHELL]),
+            }
+        })
+    }
+
     /// Hiding the action from the person: the mark of nearly every poisoned description.
     pub(super) static CONCEAL: &[&str] = &[
         " do not tell",
@@ -1297,6 +1423,24 @@ mod cues {
     ];
 }
 
+/// A sentence as the cues are written: its words (letters, digits and `~/.@:=`) separated by one
+/// space, with a space before and after.
+fn normalized(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(' ');
+    for c in s.chars() {
+        if c.is_alphanumeric() || "~/.@:=".contains(c) {
+            out.push(c);
+        } else if !out.ends_with(' ') {
+            out.push(' ');
+        }
+    }
+    if !out.ends_with(' ') || out.len() == 1 {
+        out.push(' ');
+    }
+    out
+}
+
 /// Intent over sentences: a poisoned definition says, in some words, *hide this*, *you are authorised*, *hand
 /// over this secret*, *send this away*, or *change what another tool does*. Each phrase alone is honest
 /// documentation somewhere; the detector reports a pair of them in one sentence (or in two adjacent ones).
@@ -1332,13 +1476,22 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
     if start < dotted.len() {
         sentences.push((start, &dotted[start..]));
     }
-    let norm = |s: &str| -> String {
-        let t: String = s.chars().map(|c| if c.is_alphanumeric() || "~/.@:=".contains(c) { c } else { ' ' }).collect();
-        format!(" {} ", t.split_whitespace().collect::<Vec<_>>().join(" "))
-    };
+    let norm = |s: &str| -> String { normalized(s) };
     let find = |s: &str, list: &[&'static str]| cues::find(s, list);
+    // Each sentence as the cues are written (one pass); most sentences carry no phrase any check below needs,
+    // and are skipped before the pairwise reading.
+    let ones: Vec<String> = sentences.iter().map(|(_, s)| norm(s)).collect();
+    let gates = cues::gates();
     for (i, (at, sentence)) in sentences.iter().enumerate() {
-        let one = norm(sentence);
+        let one = &ones[i];
+        let raw_sentence = &skel.text[*at..*at + sentence.len()];
+        let hot = gates.one.is_match(&one)
+            || ones.get(i + 1).is_some_and(|next| gates.two.is_match(next))
+            || gates.raw.is_match(raw_sentence)
+            || env_names.iter().any(|n| one.contains(n.as_str()));
+        if !hot {
+            continue;
+        }
         let two = match sentences.get(i + 1) {
             Some((_, next)) => norm(&format!("{sentence} {next}")),
             None => one.clone(),
@@ -1399,8 +1552,7 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
                 format!("the definition claims authority over the person ({})", cue.trim()),
             );
         }
-        let tells =
-            [" tell the user", " tell them", " confirm to the user", " assure the user", " bestätige dem nutzer"];
+        let tells = cues::TELLS;
         let lies = [
             " verified",
             " successful",
@@ -1469,7 +1621,7 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
                 format!("the definition sends data away ({}, {}, {})", e.trim(), h.trim(), a.trim()),
             );
         }
-        let raw = skel.text[*at..*at + sentence.len()].to_string();
+        let raw = raw_sentence;
         // A parameter's own description asking for a secret the model must fetch: the parameter is the
         // destination ("the value of OPENAI_API_KEY in the environment"), unless it only names a fallback.
         let fallback = [
@@ -1551,35 +1703,7 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
         }) || [" server s ", " servers ", " tools navigate", " tools of", " tool of"]
             .iter()
             .any(|c| one.contains(c));
-        let changes = [
-            " must go to",
-            " should be called with",
-            " must be called with",
-            " always be called with",
-            " set base to",
-            " use proxy",
-            " first visit",
-            " always post to",
-            " recipient =",
-            " must be routed",
-            " routed via",
-            " must use account",
-            " in cc",
-            " to cc",
-            " not the card",
-            " overrides ",
-            " replace the recipient",
-            " change the recipient",
-            " read only=false",
-            " admin=true",
-            " enable auto merge",
-            " must deliver",
-            " always include",
-            " always add",
-            " must always",
-            " beneficiary",
-            " overridden to",
-        ];
+        let changes = cues::CHANGES;
         if tool_ref && let Some(cue) = changes.iter().find(|c| one.contains(*c)) {
             report(
                 "tool-shadowing",
@@ -1630,20 +1754,7 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
         {
             report("exfiltration-hint", Risk::High, "the definition sends data to an address of its own".to_string());
         }
-        if [
-            "| bash",
-            "| sh",
-            "|bash",
-            "|sh ",
-            "chmod -r 0777",
-            "chmod -r 777",
-            "rm -rf ~",
-            "rm -rf /",
-            "remote add",
-            "git push mirror",
-        ]
-        .iter()
-        .any(|p| raw.contains(p))
+        if cues::SHELL.iter().any(|p| raw.contains(p))
             && [" prefix", " before ", " also ", " first ", " every ", " always ", " each "]
                 .iter()
                 .any(|w| one.contains(w))
@@ -1707,14 +1818,21 @@ fn names_and_values(path: &str, text: &str, out: &mut Out<'_>) {
         spaced.push(c);
     }
     let lower = spaced.to_lowercase();
-    let words = format!(
-        " {} ",
-        lower
-            .replace(['_', '-', '.', '/', ':', '{', '}', '(', ')', '$', '<', '>', '"', '\'', '='], " ")
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    // Its words, one space apart, with a space before and after.
+    let mut words = String::with_capacity(lower.len() + 2);
+    words.push(' ');
+    for c in lower.chars() {
+        if c.is_whitespace() || "_-./:{}()$<>\"'=".contains(c) {
+            if !words.ends_with(' ') {
+                words.push(' ');
+            }
+        } else {
+            words.push(c);
+        }
+    }
+    if !words.ends_with(' ') || words.len() == 1 {
+        words.push(' ');
+    }
     const PRIVATE: &[&str] = &[
         " chat history",
         " conversation",
@@ -1740,6 +1858,40 @@ fn names_and_values(path: &str, text: &str, out: &mut Out<'_>) {
     ];
     let secretish = [" token", " secret", " password", " passwd", " credential", " api key", " apikey"];
     let sourced = [" env ", " environment", " verbatim", " raw ", " file ", " from "];
+    const STRONG_VALUES: &[&str] = &[
+        " entire chat",
+        " system text",
+        " system prompt",
+        " chat history",
+        " env file",
+        " dotenv",
+        " password hash",
+        " api token",
+        " including private",
+        " payment card",
+        " credit card",
+        " all including",
+        " cookie store",
+        " browser cookies",
+        " aws credentials",
+        " netrc",
+        " id rsa",
+    ];
+    let list: &[&str] = if where_ == Place::Value { STRONG_VALUES } else { PRIVATE };
+    let named = list.iter().find(|p| words.contains(*p)).copied();
+    let elsewhere = secretish.iter().any(|s| words.contains(s)) && sourced.iter().any(|s| words.contains(s));
+    let substitution = where_ == Place::Value
+        && (lower.contains("$(")
+            || lower.contains("`")
+            || (lower.contains("${") && secretish.iter().any(|s| words.contains(s))));
+    let path_value = where_ == Place::Value
+        && ["~/.", "/.ssh", "/.aws", "/.env", ".netrc", "/etc/passwd", "/etc/shadow", "id_rsa", "id_ed25519"]
+            .iter()
+            .any(|p| lower.contains(p));
+    if named.is_none() && !elsewhere && !substitution && !path_value {
+        // Nothing private named: most names and values (`limit`, `issue_id`, `"open"`) stop here.
+        return;
+    }
     // A reference to private data (`conversation_id`, `ssh_key_ids`, `private_key_uuid`) is not the data.
     let reference = [
         " id",
@@ -1761,31 +1913,12 @@ fn names_and_values(path: &str, text: &str, out: &mut Out<'_>) {
     ]
     .iter()
     .any(|r| words.trim_end().ends_with(r.trim_start()) && words.contains(r));
-    const STRONG_VALUES: &[&str] = &[
-        " entire chat",
-        " system text",
-        " system prompt",
-        " chat history",
-        " env file",
-        " dotenv",
-        " password hash",
-        " api token",
-        " including private",
-        " payment card",
-        " credit card",
-        " all including",
-        " cookie store",
-        " browser cookies",
-        " aws credentials",
-        " netrc",
-        " id rsa",
-    ];
     // A flag or a plain field (`include_transcript`, `system_prompt`, `env_var_is_secret`) names a setting; a name
     // that also says where the data comes from or how much of it (`user_chat_history_verbatim`,
     // `xoxb_token_from_env`) asks the model to fetch it.
     let flag = [" is ", " has ", " include ", " enable ", " use ", " return ", " new ", " with ", " allow "]
         .iter()
-        .any(|f| format!(" {}", words.trim_start()).starts_with(f))
+        .any(|f| words.starts_with(f))
         || words.contains(" is ");
     let qualified = [
         " verbatim",
@@ -1806,19 +1939,7 @@ fn names_and_values(path: &str, text: &str, out: &mut Out<'_>) {
     .iter()
     .any(|q| words.contains(q));
     let reference = where_ == Place::PropertyName && (reference || flag || !qualified);
-    let list: &[&str] = if where_ == Place::Value { STRONG_VALUES } else { PRIVATE };
-    let found = list.iter().find(|p| words.contains(*p)).copied().filter(|_| !reference).or_else(|| {
-        (!reference && secretish.iter().any(|s| words.contains(s)) && sourced.iter().any(|s| words.contains(s)))
-            .then_some(" secret from elsewhere")
-    });
-    let substitution = where_ == Place::Value
-        && (lower.contains("$(")
-            || lower.contains("`")
-            || (lower.contains("${") && secretish.iter().any(|s| words.contains(s))));
-    let path_value = where_ == Place::Value
-        && ["~/.", "/.ssh", "/.aws", "/.env", ".netrc", "/etc/passwd", "/etc/shadow", "id_rsa", "id_ed25519"]
-            .iter()
-            .any(|p| lower.contains(p));
+    let found = named.filter(|_| !reference).or_else(|| (!reference && elsewhere).then_some(" secret from elsewhere"));
     if let Some(what) = found.filter(|_| where_ == Place::PropertyName || words.split_whitespace().count() <= 12) {
         let kind = if where_ == Place::PropertyName { "a parameter's name" } else { "a schema value" };
         out.report(
@@ -1940,14 +2061,14 @@ fn worth_reading(skel: &str) -> bool {
 }
 
 /// Scan a list of fields (of one tool or one server): each alone, then all of them joined.
-fn scan_fields(rs: &Ruleset, fields: &[Field], findings: &mut Vec<Finding>) {
+fn scan_fields(rs: &Ruleset, fields: &[Field<'_>], findings: &mut Vec<Finding>) {
     let mut out = Out { findings };
     for f in fields {
         // Most strings are plain ASCII prose without control characters: nothing for the character checks.
         let plain_ascii =
             f.text.is_ascii() && !f.text.bytes().any(|b| (b < 0x20 && !matches!(b, b'\n' | b'\t')) || b == 0x7f);
         if !plain_ascii {
-            characters(&f.path, &f.text, &mut out);
+            characters(&f.path, f.text, &mut out);
         }
         if f.path == "name" {
             // Names are identifiers: the rules read them as words only through the classifier.
@@ -1955,13 +2076,13 @@ fn scan_fields(rs: &Ruleset, fields: &[Field], findings: &mut Vec<Finding>) {
         }
         let at = place(&f.path);
         if at != Place::Prose {
-            names_and_values(&f.path, &f.text, &mut out);
+            names_and_values(&f.path, f.text, &mut out);
         }
         // A property's name or a one-word value carries no sentence for the rules to read.
         if at == Place::PropertyName || (at == Place::Value && f.text.len() < 16) {
             continue;
         }
-        let lower = plain(&f.text);
+        let lower = plain(f.text);
         rules(rs, &f.path, &lower, Via::Plain, &mut out);
         let ascii = f.text.is_ascii();
         let markup = lower.text.contains(['<', '[', '#']);
@@ -1983,7 +2104,7 @@ fn scan_fields(rs: &Ruleset, fields: &[Field], findings: &mut Vec<Finding>) {
         if ascii && !markup && !decode && !read {
             // Nothing the skeleton could change or the readers below could start from.
         } else {
-            let skel = skeleton(&f.text);
+            let skel = skeleton(f.text);
             if !ascii {
                 // Only invisible and look-alike characters make the skeleton read differently from the text.
                 rules(rs, &f.path, &skel, Via::Skeleton, &mut out);
@@ -1992,7 +2113,7 @@ fn scan_fields(rs: &Ruleset, fields: &[Field], findings: &mut Vec<Finding>) {
                 markup_overrides(&f.path, &skel, &mut out);
             }
             if read || (!ascii && worth_reading(&skel.text)) {
-                intent(&f.path, &f.text, &skel, &mut out);
+                intent(&f.path, f.text, &skel, &mut out);
             }
             if decode || !ascii {
                 decode_orders(&f.path, &skel, &mut out);
@@ -2001,7 +2122,7 @@ fn scan_fields(rs: &Ruleset, fields: &[Field], findings: &mut Vec<Finding>) {
         if f.text.contains("<!--") || f.text.contains("]: ") || f.text.len() > 60 {
             hidden_parts(rs, &f.path, &f.text, &mut out);
         }
-        for (text, how) in decoded(&f.text) {
+        for (text, how) in decoded(f.text) {
             let m = skeleton(&text);
             let before = out.findings.len();
             let decoded = Mapped { text: m.text, at: vec![0] };
@@ -2025,7 +2146,7 @@ fn scan_fields(rs: &Ruleset, fields: &[Field], findings: &mut Vec<Finding>) {
         return;
     }
     // Split across fields: each field's skeleton once, for both joined readings below.
-    let skels: Vec<String> = fields.iter().map(|f| skeleton(&f.text).text).collect();
+    let skels: Vec<String> = fields.iter().map(|f| skeleton_text(f.text)).collect();
     // The intent detector over the description, the schema's values and the server's texts joined (one field's
     // sentence runs into the next): where split attacks put their pieces. Property descriptions document one
     // field each and run together into false pairs.
@@ -2038,7 +2159,7 @@ fn scan_fields(rs: &Ruleset, fields: &[Field], findings: &mut Vec<Finding>) {
     let joined: String = pieces.iter().map(|&i| skels[i].as_str()).collect::<Vec<_>>().join(" ");
     let mut split = Vec::new();
     if worth_reading(&joined) {
-        let originals: String = pieces.iter().map(|&i| fields[i].text.as_str()).collect::<Vec<_>>().join(" ");
+        let originals: String = pieces.iter().map(|&i| fields[i].text).collect::<Vec<_>>().join(" ");
         intent("", &originals, &Mapped { text: joined, at: vec![0] }, &mut Out { findings: &mut split });
     }
     let have: Vec<String> = out.findings.iter().filter(|f| f.severity >= Risk::High).map(|f| f.id.clone()).collect();
@@ -2083,7 +2204,7 @@ pub(crate) fn scan_tool(rs: &Ruleset, tool: &Tool, findings: &mut Vec<Finding>) 
 /// and resources' descriptions, given as one JSON object (`{"instructions": ..., "prompts": [...], ...}`).
 pub(crate) fn scan_server(rs: &Ruleset, server: &Value, findings: &mut Vec<Finding>) {
     let mut c = Collector::new();
-    c.value("server", server, 0);
+    c.root("server", server);
     scan_fields(rs, &c.fields, findings);
 }
 
