@@ -284,11 +284,12 @@ pub fn report(corpus: &Corpus, preds: &[Category], title: &str, show_misses: usi
         );
     }
     if show_misses > 0 {
-        let _ = writeln!(out, "\nmisses (not lenient-correct), worst first:");
+        let _ = writeln!(out, "\nmisses (not lenient-correct, or a critical tool not found critical), worst first:");
         let mut misses: Vec<usize> = (0..corpus.items.len())
             .filter(|&i| {
                 let l = &corpus.items[i].label;
-                preds[i] != l.category && !l.also_ok.contains(&preds[i])
+                let critical_missed = l.category.severity() == 3 && preds[i].severity() < 3;
+                preds[i] != l.category && (!l.also_ok.contains(&preds[i]) || critical_missed)
             })
             .collect();
         misses.sort_by_key(|&i| {

@@ -529,3 +529,57 @@ fn every_classification_says_its_blast_radius_in_one_sentence() {
     assert!(r.rationale.starts_with("Read, low blast radius"), "{}", r.rationale);
     assert!(r.rationale.ends_with('.'));
 }
+
+#[test]
+fn taking_something_out_of_a_collection_is_a_write_but_removing_content_deletes() {
+    for name in
+        ["remove_label_from_ticket", "unlinkRunbookFromService", "detach-reviewer-from-change", "removeMemberFromSquad"]
+    {
+        assert_eq!(described(name, "Remove the association.").category, Category::Write, "{name}");
+    }
+    for name in ["remove_file_from_bucket", "removeRecordsFromTable", "remove-attachment-from-note"] {
+        assert_eq!(named(name).category, Category::Destructive, "{name}");
+    }
+    // Reversible state toggles are writes.
+    for name in ["unpublish_article", "untrash_note", "unapprove_change"] {
+        assert_eq!(named(name).category, Category::Write, "{name}");
+    }
+}
+
+#[test]
+fn rotating_a_secret_restoring_a_snapshot_and_powering_off_destroy_state() {
+    for name in ["rotate_api_key", "rotateSigningSecret", "restore_vm_snapshot", "revertToBackup", "power_off_server"] {
+        assert_eq!(named(name).category, Category::Destructive, "{name}");
+    }
+}
+
+#[test]
+fn listed_operations_and_selling_prices_count() {
+    let c = described(
+        "manage_widgets",
+        "Manage widgets.\n\nActions:\n  - create: add a widget\n  - update: edit it\n  - delete: remove a widget",
+    );
+    assert_eq!(c.category, Category::Destructive, "{c:?}");
+    let c = described("catalog_tool", "Operations for listing, creating, updating and deleting catalog entries.");
+    assert_eq!(c.category, Category::Destructive, "{c:?}");
+    let c = with_schema(
+        "update_listing",
+        json!({"type": "object", "properties": {"listing_id": {"type": "string"}, "sale_price": {"type": "string"}}}),
+    );
+    assert_eq!(c.category, Category::Financial, "{c:?}");
+    // Reading a price is a read.
+    let c = with_schema("get_listing", json!({"type": "object", "properties": {"sale_price": {"type": "string"}}}));
+    assert_eq!(c.category, Category::Read, "{c:?}");
+}
+
+#[test]
+fn deeply_nested_properties_do_not_decide_alone() {
+    // A request body's HTTP method deep inside a collection is data the call carries.
+    let c = with_schema(
+        "create_collection",
+        json!({"type": "object", "properties": {"collection": {"type": "object", "properties": {"item": {"type": "object",
+            "properties": {"request": {"type": "object", "properties": {"method": {"type": "string",
+            "enum": ["GET", "POST", "DELETE"]}}}}}}}}}),
+    );
+    assert_eq!(c.category, Category::Write, "{c:?}");
+}

@@ -25,6 +25,8 @@ const MAX_EVIDENCE: usize = 8;
 const DECISIVE: f32 = 0.5;
 /// Description lead verbs count slightly less than the name: the name is the identifier the author chose.
 const LEAD_FACTOR: f32 = 0.9;
+/// Properties nested deeper than this (`.properties.` steps) count half.
+const DEEP_PROPERTY: usize = 2;
 /// Titles are second names, slightly weaker.
 const TITLE_FACTOR: f32 = 0.9;
 
@@ -455,7 +457,8 @@ fn scan<'r>(
             }
             Kind::Property => {
                 let p = &rs.properties[rule];
-                let h = Hit { needs_action: p.needs_action, ..hit(&p.id, p.category, p.strength, Source::Schema) };
+                let h =
+                    Hit { needs_action: p.needs_action, ..hit(&p.id, p.category, p.strength * factor, Source::Schema) };
                 seen.property_hits.push((rule, h));
             }
             Kind::Factor => {
@@ -472,7 +475,10 @@ fn scan<'r>(
 
 fn schema_hits<'r>(rs: &'r Ruleset, facts: &SchemaFacts, name_objects: &[(usize, String)], seen: &mut Seen<'r>) {
     for prop in &facts.properties {
-        scan(rs, &rs.scan.property, &prop.words, &prop.path, Source::Schema, 1.0, seen);
+        // A property nested inside another describes data the call carries (a request body's `method`, a
+        // record's `status`), not what the call does: its hits count half, so they never decide alone.
+        let deep = if prop.path.matches(".properties.").count() > DEEP_PROPERTY { 0.5 } else { 1.0 };
+        scan(rs, &rs.scan.property, &prop.words, &prop.path, Source::Schema, deep, seen);
         let last = prop.words.rsplit(' ').next().unwrap_or_default();
         let action_like = rs.action_properties.contains(&prop.words) || rs.action_properties.contains(last);
         if action_like {
@@ -483,7 +489,7 @@ fn schema_hits<'r>(rs: &'r Ruleset, facts: &SchemaFacts, name_objects: &[(usize,
                 objects.extend(objects_in(rs, &words));
                 for (verb, at) in name_verbs(rs, &words, false) {
                     let first = seen.hits.len();
-                    verb_hit(rs, verb, &words[at], &objects, &field, Source::SchemaEnum, 1.0, &mut seen.hits);
+                    verb_hit(rs, verb, &words[at], &objects, &field, Source::SchemaEnum, deep, &mut seen.hits);
                     // Quote the whole value (`purge_all`), which is what the schema says.
                     seen.hits[first].text = quote(value, MAX_QUOTE);
                 }
@@ -499,14 +505,14 @@ fn schema_hits<'r>(rs: &'r Ruleset, facts: &SchemaFacts, name_objects: &[(usize,
                         && !found.contains(&v)
                     {
                         found.push(v);
-                        verb_hit(rs, v, w.text, name_objects, &field, Source::SchemaEnum, 0.8, &mut seen.hits);
+                        verb_hit(rs, v, w.text, name_objects, &field, Source::SchemaEnum, 0.8 * deep, &mut seen.hits);
                     }
                 }
             }
         }
         if let Some(desc) = &prop.description {
             let field = format!("{}.description", prop.path);
-            scan(rs, &rs.scan.schema_text, desc, &field, Source::Schema, 0.8, seen);
+            scan(rs, &rs.scan.schema_text, desc, &field, Source::Schema, 0.8 * deep, seen);
         }
         if !prop.enum_values.is_empty() {
             let values: Vec<String> = prop.enum_values.iter().take(8).map(|v| v.to_ascii_lowercase()).collect();
@@ -516,7 +522,7 @@ fn schema_hits<'r>(rs: &'r Ruleset, facts: &SchemaFacts, name_objects: &[(usize,
                 &values.join(" | "),
                 &format!("{}.enum", prop.path),
                 Source::Schema,
-                1.0,
+                deep,
                 seen,
             );
         }

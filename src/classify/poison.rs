@@ -1485,7 +1485,7 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
     for (i, (at, sentence)) in sentences.iter().enumerate() {
         let one = &ones[i];
         let raw_sentence = &skel.text[*at..*at + sentence.len()];
-        let hot = gates.one.is_match(&one)
+        let hot = gates.one.is_match(one)
             || ones.get(i + 1).is_some_and(|next| gates.two.is_match(next))
             || gates.raw.is_match(raw_sentence)
             || env_names.iter().any(|n| one.contains(n.as_str()));
@@ -1519,9 +1519,9 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
             out.report(id, severity, format!("{why}: \"{quote}\""), path, offset);
         };
         // "do not include any personal data" forbids handing over.
-        let give = find(&one, cues::GIVE)
+        let give = find(one, cues::GIVE)
             .filter(|g| ![" not", " never", " don t", " no"].iter().any(|n| one.contains(&format!("{n}{g}"))));
-        let strong = find(&one, cues::STRONG_SECRET);
+        let strong = find(one, cues::STRONG_SECRET);
         // An environment variable named like a secret (`BUILDKITE_AGENT_TOKEN`) is a secret the model would
         // have to go and read.
         // Used in a shell example (`-H "Authorization: Bearer $REPLICATE_API_TOKEN"`), it is documentation.
@@ -1541,11 +1541,11 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
                 .iter()
                 .any(|c| one.contains(c))
         });
-        let weak = find(&one, cues::SECRET)
-            .filter(|_| find(&one, cues::SCOPE).is_some())
+        let weak = find(one, cues::SECRET)
+            .filter(|_| find(one, cues::SCOPE).is_some())
             .or(env_secret.map(|_| " environment variable"));
         let secret = strong.or(weak);
-        if let Some(cue) = find(&one, cues::OVERRIDE) {
+        if let Some(cue) = find(one, cues::OVERRIDE) {
             report(
                 "hidden-instructions",
                 Risk::High,
@@ -1574,7 +1574,7 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
                 format!("the definition tells the model to mislead the person ({})", cue.trim()),
             );
         }
-        if let Some(cue) = find(&one, cues::DECEIVE) {
+        if let Some(cue) = find(one, cues::DECEIVE) {
             report(
                 "hidden-instructions",
                 Risk::High,
@@ -1587,7 +1587,7 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
                 || find(&two, cues::OTHER).is_some()
                 || [" value", " address", " account", " recipient", " payee"].iter().any(|w| two.contains(w)))
             // "never reveal the token to the user" protects a secret; hiding an *action* is the attack.
-            && !find(&one, cues::SECRET).is_some_and(|s| one.contains(&format!("{} {}", cue.trim(), s.trim())))
+            && !find(one, cues::SECRET).is_some_and(|s| one.contains(&format!("{} {}", cue.trim(), s.trim())))
         {
             report(
                 "hidden-instructions",
@@ -1601,7 +1601,7 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
                 .iter()
                 .any(|r| one.contains(r));
         let read_and_give = strong.is_some()
-            && find(&one, cues::READ)
+            && find(one, cues::READ)
                 .is_some_and(|r| ![" be", " is", " are"].iter().any(|p| one.contains(&format!("{p}{r}"))))
             && find(&two, cues::GIVE).is_some();
         let secret = secret.filter(|_| !returned);
@@ -1614,7 +1614,7 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
                 format!("the definition asks for private data ({}) to be handed over ({})", s.trim(), h.trim()),
             );
         }
-        if let (Some(a), Some(h), Some(e)) = (find(&one, cues::AWAY), give, find(&one, cues::EXTRA)) {
+        if let (Some(a), Some(h), Some(e)) = (find(one, cues::AWAY), give, find(one, cues::EXTRA)) {
             report(
                 "exfiltration-hint",
                 Risk::High,
@@ -1714,7 +1714,7 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
         // A URL that carries private data in its query (`?d={conversation}`), an address to hand things to.
         if raw.contains("http")
             && raw.contains('{')
-            && find(&norm(&raw.replace(['{', '}'], " ")), cues::SECRET).or(find(&one, cues::STRONG_SECRET)).is_some()
+            && find(&norm(&raw.replace(['{', '}'], " ")), cues::SECRET).or(find(one, cues::STRONG_SECRET)).is_some()
             || (raw.contains("http")
                 && [" {conversation", "{chat", "{history", "{clipboard", "{user email", "{messages"]
                     .iter()
@@ -1727,7 +1727,7 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
             w.split_once('@').is_some_and(|(u, d)| !u.is_empty() && d.contains('.') && d.len() > 3)
         });
         if email
-            && find(&one, cues::GIVE)
+            && find(one, cues::GIVE)
                 .or_else(|| {
                     [" forward", " cc", " bcc", " share it with", " mirror", " copy"]
                         .iter()
@@ -1765,7 +1765,7 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
                 "the definition slips a shell command into what the model runs".to_string(),
             );
         }
-        if let Some(cue) = find(&one, cues::EXCLUSIVE) {
+        if let Some(cue) = find(one, cues::EXCLUSIVE) {
             report("tool-shadowing", Risk::High, format!("the definition pushes other tools aside ({})", cue.trim()));
         }
         if let (Some(o), Some(r)) = (find(&two, cues::OTHER), find(&two, cues::REDIRECT)) {
@@ -2120,7 +2120,7 @@ fn scan_fields(rs: &Ruleset, fields: &[Field<'_>], findings: &mut Vec<Finding>) 
             }
         }
         if f.text.contains("<!--") || f.text.contains("]: ") || f.text.len() > 60 {
-            hidden_parts(rs, &f.path, &f.text, &mut out);
+            hidden_parts(rs, &f.path, f.text, &mut out);
         }
         for (text, how) in decoded(f.text) {
             let m = skeleton(&text);
