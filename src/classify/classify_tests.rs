@@ -583,3 +583,45 @@ fn deeply_nested_properties_do_not_decide_alone() {
     );
     assert_eq!(c.category, Category::Write, "{c:?}");
 }
+
+#[test]
+fn marks_taken_off_and_session_and_playback_controls_are_writes() {
+    for name in [
+        "remove_issue_vote",
+        "removeReaction",
+        "remove-from-favorites",
+        "unset_default_profile",
+        "logout",
+        "seek_playback",
+    ] {
+        assert_eq!(named(name).category, Category::Write, "{name}");
+    }
+}
+
+#[test]
+fn a_path_the_result_is_written_to_makes_a_download_a_write() {
+    let c = with_schema(
+        "download_recording",
+        json!({"type": "object", "properties": {"recording_id": {"type": "string"}, "output_path": {"type": "string"}}}),
+    );
+    assert_eq!(c.category, Category::Write, "{c:?}");
+    let c = with_schema(
+        "download_recording",
+        json!({"type": "object", "properties": {"recording_id": {"type": "string"}}}),
+    );
+    assert_eq!(c.category, Category::Read, "{c:?}");
+}
+
+#[test]
+fn returned_renders_notices_and_states_are_reads() {
+    for name in ["generate_gantt_chart", "render_sequence_diagram", "generate_embeddings", "plot_histogram"] {
+        assert_eq!(named(name).category, Category::Read, "{name}");
+    }
+    let c = described("get_widget_info", "DEPRECATED: use get_widget. This tool will be removed in a future release.");
+    assert_eq!(c.category, Category::Read, "{c:?}");
+    let c = described("get_page_text", "Get the page text. Scripts and styles are removed from the output.");
+    assert_eq!(c.category, Category::Read, "{c:?}");
+    assert_eq!(named("list_my_open_tickets").category, Category::Read);
+    // A plural noun is not the name's verb: `shipping_rates_list` lists, it does not rate.
+    assert_eq!(named("shipping_rates_list").category, Category::Read);
+}

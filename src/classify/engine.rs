@@ -161,6 +161,8 @@ fn feature(h: &Hit) -> Option<Feature> {
         Source::Name => "name",
         Source::Lead => "lead",
         Source::Description => "desc",
+        // A deeply nested property describes data the call carries: its own place, so the fit weighs it apart.
+        Source::Schema | Source::SchemaEnum if h.field.matches(".properties.").count() > DEEP_PROPERTY => "nested",
         Source::Schema => "schema",
         Source::SchemaEnum => "enum",
         Source::Negation => "neg",
@@ -240,9 +242,13 @@ fn name_verbs(rs: &Ruleset, words: &[String], is_name: bool) -> Vec<(usize, usiz
         .collect();
     // Among noun-like verbs, one that is not also an object is the action: `pin_message` pins,
     // `payment_status` reads a status.
+    // A verb in its base form comes before an inflected one: names are imperatives, and an inflected word in a
+    // name is most often a plural noun (`tax_rates_list` lists, it does not rate).
+    let base = |i: usize| !is_name || rs.verb_words.contains_key(&words[i]);
     let Some(&(verb, i)) = found
         .iter()
-        .find(|(v, _)| !rs.verbs[*v].noun)
+        .find(|(v, i)| !rs.verbs[*v].noun && base(*i))
+        .or_else(|| found.iter().find(|(v, _)| !rs.verbs[*v].noun))
         .or_else(|| found.iter().rev().find(|(_, i)| rs.object(&words[*i]).is_none()))
         .or_else(|| found.last())
     else {

@@ -66,6 +66,7 @@ impl Feature {
             Some("title" | "lead") => 0.8,
             Some("desc") => 0.6,
             Some("schema") => 0.5,
+            Some("nested") => 0.3,
             _ => 1.0,
         };
         let mut w = [0.0; N];
