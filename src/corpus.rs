@@ -318,8 +318,9 @@ pub fn weights_toml(weights: &Weights, fitted_on: &str) -> String {
     let mut out = String::from(
         "# Fitted rule scores: `toolwarden corpus fit` writes this file from the labelled corpus in data/corpus/.\n\
          # Do not edit by hand; refit instead (scripts/fit-rules). Each feature is a rule and the place it was seen\n\
-         # (name, title, lead = the description's lead verb, desc, schema, enum, nested = a deeply nested property, neg); `scores` are added to the\n\
-         # read, write, execute, destructive and financial scores of a tool that has it. See doc/classifier.md.\n\n",
+         # (name, title, lead = the description's lead verb, desc, schema, enum, nested = a deeply nested property,\n\
+         # neg); `scores` are added to the read, write, execute, destructive and financial scores of a tool that has\n\
+         # it. See doc/classifier.md.\n\n",
     );
     let num = |v: &[f32; 5]| v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(", ");
     let _ = writeln!(out, "[fit]\nfitted_on = {:?}\nbias = [{}]\n", fitted_on, num(&weights.bias));

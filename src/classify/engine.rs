@@ -27,6 +27,10 @@ const DECISIVE: f32 = 0.5;
 const LEAD_FACTOR: f32 = 0.9;
 /// Properties nested deeper than this (`.properties.` steps) count half.
 const DEEP_PROPERTY: usize = 2;
+/// Whether a schema path lies deeper than [`DEEP_PROPERTY`] `.properties.` steps.
+fn nested(path: &str) -> bool {
+    path.matches(".properties.").count() > DEEP_PROPERTY
+}
 /// Titles are second names, slightly weaker.
 const TITLE_FACTOR: f32 = 0.9;
 
@@ -162,7 +166,7 @@ fn feature(h: &Hit) -> Option<Feature> {
         Source::Lead => "lead",
         Source::Description => "desc",
         // A deeply nested property describes data the call carries: its own place, so the fit weighs it apart.
-        Source::Schema | Source::SchemaEnum if h.field.matches(".properties.").count() > DEEP_PROPERTY => "nested",
+        Source::Schema | Source::SchemaEnum if nested(&h.field) => "nested",
         Source::Schema => "schema",
         Source::SchemaEnum => "enum",
         Source::Negation => "neg",
@@ -483,7 +487,7 @@ fn schema_hits<'r>(rs: &'r Ruleset, facts: &SchemaFacts, name_objects: &[(usize,
     for prop in &facts.properties {
         // A property nested inside another describes data the call carries (a request body's `method`, a
         // record's `status`), not what the call does: its hits count half, so they never decide alone.
-        let deep = if prop.path.matches(".properties.").count() > DEEP_PROPERTY { 0.5 } else { 1.0 };
+        let deep = if nested(&prop.path) { 0.5 } else { 1.0 };
         scan(rs, &rs.scan.property, &prop.words, &prop.path, Source::Schema, deep, seen);
         let last = prop.words.rsplit(' ').next().unwrap_or_default();
         let action_like = rs.action_properties.contains(&prop.words) || rs.action_properties.contains(last);

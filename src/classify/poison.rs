@@ -1126,25 +1126,16 @@ mod cues {
     /// Reading something the user did not offer.
     pub(super) static READ: &[&str] =
         &[" read ", " open ", " cat ", " collect ", " gather ", " load ", " grab ", " dump ", " zip ", " scan "];
-    /// What is private: secrets, the conversation, the model's instructions, personal data.
+    /// The first private thing a text names, weak or strong.
+    pub(super) fn private(text: &str) -> Option<&'static str> {
+        find(text, SECRET).or_else(|| find(text, STRONG_SECRET))
+    }
+
+    /// What is private: secrets, the conversation, the model's instructions, personal data. Everything in
+    /// [`STRONG_SECRET`] is private too and is not repeated here: read both through [`private`].
     pub(super) static SECRET: &[&str] = &[
-        "~/",
-        "/etc/",
-        ".ssh",
-        ".aws",
-        ".netrc",
-        ".npmrc",
-        ".pypirc",
-        ".git credentials",
         ".kube",
         ".docker",
-        "credentials json",
-        "hosts yml",
-        "passwords txt",
-        "id rsa",
-        "id ed25519",
-        "mcp json",
-        "claude desktop config",
         " api key",
         " api keys",
         " apikey",
@@ -1162,16 +1153,7 @@ mod cues {
         " credentials",
         " secret",
         " secrets",
-        " developer instructions",
-        " developer message",
-        " instructions you were given",
-        " your instructions",
-        " chat history",
-        " message history",
-        " previous messages",
         " card number",
-        " security code",
-        " cvv",
         " home address",
         " phone number",
         " date of birth",
@@ -1180,20 +1162,12 @@ mod cues {
         " connection string",
         " cookies",
         " session token",
-        " every document",
-        " all documents",
-        " your other tools",
-        " whole repository",
-        " entire repository",
         " full result",
         " result of every",
         " every tool call",
-        " env values",
         " environment variables",
         " in the environment",
         " from the environment",
-        " seed phrase",
-        " recovery phrase",
         " private data",
         " personal data",
     ];
@@ -1426,10 +1400,16 @@ mod cues {
 /// A sentence as the cues are written: its words (letters, digits and `~/.@:=`) separated by one
 /// space, with a space before and after.
 fn normalized(s: &str) -> String {
+    word_runs(s, |c| c.is_alphanumeric() || "~/.@:=".contains(c))
+}
+
+/// The runs of `s`'s characters that `keep` accepts, one space apart, with a space before and after (what
+/// the cue lists are written against: `" do not tell"` matches a whole word).
+fn word_runs(s: &str, keep: impl Fn(char) -> bool) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push(' ');
     for c in s.chars() {
-        if c.is_alphanumeric() || "~/.@:=".contains(c) {
+        if keep(c) {
             out.push(c);
         } else if !out.ends_with(' ') {
             out.push(' ');
@@ -1541,7 +1521,7 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
                 .iter()
                 .any(|c| one.contains(c))
         });
-        let weak = find(one, cues::SECRET)
+        let weak = cues::private(one)
             .filter(|_| find(one, cues::SCOPE).is_some())
             .or(env_secret.map(|_| " environment variable"));
         // A home or system path the result is written *into* ("paste the result into ~/.bashrc") is a
@@ -1594,7 +1574,7 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
                 || find(&two, cues::OTHER).is_some()
                 || [" value", " address", " account", " recipient", " payee"].iter().any(|w| two.contains(w)))
             // "never reveal the token to the user" protects a secret; hiding an *action* is the attack.
-            && !find(one, cues::SECRET).is_some_and(|s| one.contains(&format!("{} {}", cue.trim(), s.trim())))
+            && !cues::private(one).is_some_and(|s| one.contains(&format!("{} {}", cue.trim(), s.trim())))
         {
             report(
                 "hidden-instructions",
@@ -1721,7 +1701,7 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
         // A URL that carries private data in its query (`?d={conversation}`), an address to hand things to.
         if raw.contains("http")
             && raw.contains('{')
-            && find(&norm(&raw.replace(['{', '}'], " ")), cues::SECRET).or(find(one, cues::STRONG_SECRET)).is_some()
+            && cues::private(&norm(&raw.replace(['{', '}'], " "))).or(find(one, cues::STRONG_SECRET)).is_some()
             || (raw.contains("http")
                 && [" {conversation", "{chat", "{history", "{clipboard", "{user email", "{messages"]
                     .iter()
@@ -1826,20 +1806,7 @@ fn names_and_values(path: &str, text: &str, out: &mut Out<'_>) {
     }
     let lower = spaced.to_lowercase();
     // Its words, one space apart, with a space before and after.
-    let mut words = String::with_capacity(lower.len() + 2);
-    words.push(' ');
-    for c in lower.chars() {
-        if c.is_whitespace() || "_-./:{}()$<>\"'=".contains(c) {
-            if !words.ends_with(' ') {
-                words.push(' ');
-            }
-        } else {
-            words.push(c);
-        }
-    }
-    if !words.ends_with(' ') || words.len() == 1 {
-        words.push(' ');
-    }
+    let words = word_runs(&lower, |c: char| !(c.is_whitespace() || "_-./:{}()$<>\"'=".contains(c)));
     const PRIVATE: &[&str] = &[
         " chat history",
         " conversation",
