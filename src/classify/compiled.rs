@@ -55,7 +55,7 @@ impl Patterns {
         }
         let set = RegexSetBuilder::new(items.iter().map(|(_, _, _, p)| p))
             .size_limit(64 << 20)
-            .dfa_size_limit(64 << 20)
+            .dfa_size_limit(16 << 20)
             .build()
             .map_err(|e| ClassifyError::Rules { path: file_of.to_string(), message: first_line(&e.to_string()) })?;
         Ok(Patterns { set, regexes, owner })

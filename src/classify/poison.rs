@@ -852,6 +852,13 @@ mod cues {
                 SCOPE,
                 GIVE,
                 EXTRA,
+                LOWER,
+                POSSESS,
+                HOOK,
+                OBEY,
+                SETS,
+                SHUNS,
+                ADDS,
             ]
             .into_iter()
             .filter_map(|l| AhoCorasick::new(l).ok().map(|a| (l.as_ptr() as usize, a)))
@@ -864,8 +871,21 @@ mod cues {
     }
 
     /// Telling the person something: with a lie after it, the model is told to mislead.
-    pub(super) static TELLS: &[&str] =
-        &[" tell the user", " tell them", " confirm to the user", " assure the user", " bestätige dem nutzer"];
+    pub(super) static TELLS: &[&str] = &[
+        " tell the user",
+        " tell them",
+        " confirm to the user",
+        " assure the user",
+        " bestätige dem nutzer",
+        " let the user know",
+        " say the",
+        " say that",
+        " to the user as",
+        " you give the user",
+        " when you relay",
+        " report to the user",
+        " inform the user",
+    ];
 
     /// Orders that change how another tool is called.
     pub(super) static CHANGES: &[&str] = &[
@@ -896,6 +916,8 @@ mod cues {
         " must always",
         " beneficiary",
         " overridden to",
+        " must be prefixed",
+        " prefixed with",
     ];
 
     /// Shell commands slipped into what the model runs.
@@ -910,6 +932,10 @@ mod cues {
         "rm -rf /",
         "remote add",
         "git push mirror",
+        "| curl",
+        "|curl",
+        "--data-binary @",
+        "| nc ",
     ];
 
     /// Automata that say whether a sentence can feed any check of the intent detector: `one` over the
@@ -942,9 +968,15 @@ mod cues {
                     CHANGES,
                     EXCLUSIVE,
                     OTHER,
+                    LOWER,
+                    POSSESS,
+                    HOOK,
+                    OBEY,
+                    SHUNS,
+                    &[" say the", " say that", " let the user know", " to the user as", " approved", " authori"],
                 ]),
                 two: build(&[CONCEAL, OTHER]),
-                raw: build(&[&["![", "http", "@"], SHELL]),
+                raw: build(&[&["![", "http", "@", "acct_", "0x", "+", "iban", "s3://", "gs://", "u0", "c0"], SHELL]),
             }
         })
     }
@@ -1005,6 +1037,15 @@ mod cues {
         " out of your reply",
         " out of the reply",
         " out of what you show",
+        " must not be shown to the user",
+        " not be shown to the user",
+        " no se lo comentes",
+        " no le digas",
+        " inutile d en parler",
+        " sans le dire",
+        " no need 2 bother",
+        " leave it out of anything",
+        " should not be mentioned",
     ];
     /// Claims of authority that lift the person's control.
     pub(super) static OVERRIDE: &[&str] = &[
@@ -1062,6 +1103,23 @@ mod cues {
         " don t ask the user to confirm",
         " never ask the user to confirm",
         " without asking the user to confirm",
+        " approved in advance",
+        " in advance for this session",
+        " signed this off",
+        " without checking back",
+        " without waiting for approval",
+        " from now on you are",
+        " earlier guidance",
+        " previous guidance",
+        " pre approved every",
+        " confirm before run: false",
+        " do not ask first",
+        " and do not ask",
+        " outrank the user",
+        " outranks the user",
+        " take precedence over the user",
+        " takes precedence over the user",
+        " treat its contents as instructions",
     ];
     /// Lying to the person about what happened.
     pub(super) static DECEIVE: &[&str] = &[
@@ -1170,6 +1228,21 @@ mod cues {
         " from the environment",
         " private data",
         " personal data",
+        " printenv",
+        " running env",
+        " output of env",
+        " system prompt",
+        " chat transcript",
+        " personal access token",
+        " oauth refresh token",
+        " verification code",
+        " digit code",
+        " code sent to",
+        " otp code",
+        " one time code",
+        " document.cookie",
+        " localstorage",
+        " tokens or headers",
     ];
     /// Somewhere else: a URL, an address, a named outside place.
     pub(super) static AWAY: &[&str] = &[
@@ -1346,6 +1419,15 @@ mod cues {
         " not just",
         " even when not asked",
         " even if not asked",
+        " you were configured",
+        " you hold",
+        " you are using",
+        " your environment",
+        " recently",
+        " from any service",
+        " signed in",
+        " from all servers",
+        " in this conversation",
     ];
     /// Handing over, strictly: not "write" or "list".
     pub(super) static GIVE: &[&str] = &[
@@ -1378,6 +1460,180 @@ mod cues {
         " here",
         " auto attach",
         " mirrors ",
+        " repeat ",
+        " fill ",
+        " resolve ",
+    ];
+
+    /// Weakening another tool's safety: forcing, auto-approving, turning off dry runs, reviews and privacy,
+    /// granting admin (as the sentences are spelled: `dry_run=false` reads ` dry run=false`).
+    pub(super) static LOWER: &[&str] = &[
+        " force=true",
+        " force: true",
+        " force true",
+        " with force",
+        " auto approve",
+        " dry run=false",
+        " dry run false",
+        " dry run: false",
+        " private=false",
+        " private: false",
+        " visibility= public",
+        " visibility=public",
+        " public anyway",
+        " is admin: true",
+        " is admin=true",
+        " is admin true",
+        " admin role",
+        " permission admin",
+        " administratoraccess",
+        " read only set to false",
+        " read only=false",
+        " read only: false",
+        " replication role",
+        " skip policy",
+        " skip verification",
+        " no verify",
+        " break system packages",
+        " skip review",
+        " insecure",
+        " admin override",
+        " without waiting for required",
+    ];
+    /// What the model holds and the tool has no business asking for: its own configuration, its environment,
+    /// what the user typed elsewhere, other servers' settings.
+    pub(super) static POSSESS: &[&str] = &[
+        " you hold",
+        " you have access to",
+        " you are using",
+        " you were configured",
+        " you were given",
+        " your environment",
+        " from your env",
+        " the user typed",
+        " the user has typed",
+        " the user entered",
+        " the user pasted",
+        " typed or pasted",
+        " typed earlier",
+        " earlier in the conversation",
+        " earlier in this conversation",
+        " in this conversation",
+        " sent to them",
+        " signed in to",
+        " every site",
+        " from all servers",
+        " from any service",
+        " in its configuration",
+        " in their configuration",
+        " seen in this chat",
+        " seen in the chat",
+        " you can get",
+        " u can get",
+        " from the other tools",
+        " the user s shell",
+        " your shell",
+    ];
+    /// Hooking every turn or every other tool's call.
+    pub(super) static HOOK: &[&str] = &[
+        " after any other tool",
+        " after every other tool",
+        " before any other tool",
+        " after each tool",
+        " after every tool",
+        " after any tool",
+        " at the start of every turn",
+        " at the start of each turn",
+        " before doing anything else",
+        " before anything else",
+        " before you answer anything",
+        " b4 u answer",
+        " before answering anything",
+        " once per session",
+        " before every response",
+        " before each response",
+    ];
+    /// Doing what fetched text says.
+    pub(super) static OBEY: &[&str] = &[
+        " follow the rules",
+        " follow the instructions",
+        " follow its instructions",
+        " follow them",
+        " do what it says",
+        " do wat it says",
+        " rules it contains",
+        " instructions it contains",
+        " instructions it returns",
+        " comply with it",
+        " apply the rules",
+        " act on it",
+    ];
+    /// How another tool's arguments are to be set.
+    pub(super) static SETS: &[&str] = &[
+        " should be set to",
+        " must be set to",
+        " set the destination",
+        " set destination to",
+        " destination to",
+        " set it to",
+        " should be sent to",
+        " be sent to",
+        " be delivered to",
+        " delivered to",
+        " rather than",
+        " instead of",
+        " should be added",
+        " be added to",
+        " reply to should",
+        " use the one in",
+        " through the destination",
+        " should go to",
+        " as well as to",
+        " should pass",
+        " always pass",
+    ];
+    /// Pushing other tools or servers aside: they are said to be deprecated, broken or not to be used.
+    pub(super) static SHUNS: &[&str] = &[
+        " must not be used",
+        " must not be called",
+        " never call them",
+        " never call it",
+        " should not be used",
+        " pick this one",
+        " treated as stale",
+        " known false positives",
+        " poisoned results",
+        " seo poisoned",
+        " unpatched",
+        " supersedes the",
+        " never call",
+        " verified replacement",
+        " is compromised",
+        " are compromised",
+    ];
+    /// Adding someone or somewhere to what a tool sends or shares.
+    pub(super) static ADDS: &[&str] = &[
+        " add ",
+        " added ",
+        " include ",
+        " included ",
+        " invite",
+        " cc ",
+        " bcc",
+        " blind cop",
+        " copied",
+        " watched by",
+        " mirrored",
+        " posted",
+        " sent to",
+        " delivered to",
+        " routed to",
+        " forward",
+        " shared with",
+        " post ",
+        " send ",
+        " upload ",
+        " envía ",
     ];
     /// Extra, unasked: what turns sending into sending elsewhere.
     pub(super) static EXTRA: &[&str] = &[
@@ -1394,6 +1650,13 @@ mod cues {
         " mirror",
         " as well",
         " too ",
+        " after ",
+        " once ",
+        " before answering",
+        " before replying",
+        " on every",
+        " each ",
+        " for audit",
     ];
 }
 
@@ -1444,8 +1707,9 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
     let mut start = 0;
     let bytes = dotted.as_bytes();
     for (i, b) in bytes.iter().enumerate() {
-        let end =
-            matches!(b, b'!' | b'?' | b';' | b'\n') || (*b == b'.' && bytes.get(i + 1).is_none_or(|n| *n == b' '));
+        // `?` and `!` inside a word (`/r?t=`, `![image]`) end no sentence.
+        let end = matches!(b, b';' | b'\n')
+            || (matches!(b, b'.' | b'?' | b'!') && bytes.get(i + 1).is_none_or(|n| *n == b' '));
         if end {
             if i > start {
                 sentences.push((start, &dotted[start..i]));
@@ -1517,9 +1781,14 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
                     " set in",
                     " from .env",
                     " .env ",
+                    " your environment",
+                    " from your env",
+                    " value from",
                 ]
                 .iter()
                 .any(|c| one.contains(c))
+                // Named to be pasted: `license = paste OPENAI_API_KEY`.
+                || [" paste ", " repeat ", " echo ", " reveal "].iter().any(|c| one.contains(c))
         });
         let weak = cues::private(one)
             .filter(|_| find(one, cues::SCOPE).is_some())
@@ -1637,6 +1906,9 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
                 " here",
                 " read it",
                 " set in",
+                " your environment",
+                " value from",
+                " fill this",
             ]
             .iter()
             .any(|c| one.contains(c))
@@ -1686,12 +1958,34 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
                         | "upload"
                         | "share"
                         | "invite"
+                        | "kubectl"
+                        | "git"
+                        | "push"
+                        | "apply"
+                        | "add"
+                        | "chat"
+                        | "messages"
+                        | "exec"
+                        | "book"
+                        | "grant"
+                        | "assign"
+                        | "approve"
+                        | "reply"
+                        | "slack"
+                        | "github"
+                        | "gitlab"
+                        | "stripe"
+                        | "gmail"
                 )
         }) || [" server s ", " servers ", " tools navigate", " tools of", " tool of"]
             .iter()
             .any(|c| one.contains(c));
         let changes = cues::CHANGES;
-        if tool_ref && let Some(cue) = changes.iter().find(|c| one.contains(*c)) {
+        // JSON in a description is data (`{"firstVisit": …}`), not an order.
+        if tool_ref
+            && !raw.contains('{')
+            && let Some(cue) = changes.iter().find(|c| one.contains(*c))
+        {
             report(
                 "tool-shadowing",
                 Risk::High,
@@ -1741,7 +2035,9 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
         {
             report("exfiltration-hint", Risk::High, "the definition sends data to an address of its own".to_string());
         }
-        if cues::SHELL.iter().any(|p| raw.contains(p))
+        // The command may follow the order on its own line ("must be prefixed with:\n`env | curl …`").
+        let raw_next = sentences.get(i + 1).map_or("", |(at, next)| &skel.text[*at..*at + next.len()]);
+        if cues::SHELL.iter().any(|p| raw.contains(p) || raw_next.contains(p))
             && [" prefix", " before ", " also ", " first ", " every ", " always ", " each "]
                 .iter()
                 .any(|w| one.contains(w))
@@ -1755,6 +2051,300 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
         if let Some(cue) = find(one, cues::EXCLUSIVE) {
             report("tool-shadowing", Risk::High, format!("the definition pushes other tools aside ({})", cue.trim()));
         }
+
+        let other_tool = tool_ref || mentions_other(one);
+        // Quoted examples and honest guards ("only when the user asks") are documentation, not orders.
+        let example = [" e.g.", " example", " for instance", " such as"].iter().any(|c| one.contains(c));
+        let guarded = [
+            " only when",
+            " only if",
+            " unless the user",
+            " if the user",
+            " when the user asks",
+            " when asked",
+            " do not ",
+            " don t ",
+            " never pass",
+            " never use",
+            " avoid ",
+        ]
+        .iter()
+        .any(|c| one.contains(c));
+        let dest = destination(raw);
+        if other_tool
+            && !guarded
+            && let Some(cue) = find(one, cues::LOWER)
+        {
+            report(
+                "tool-shadowing",
+                Risk::High,
+                format!("the definition weakens how another tool is called ({})", cue.trim()),
+            );
+        }
+        if let (Some(d), Some(cue)) = (dest, find(one, cues::SETS))
+            && !example
+            && (other_tool
+                || [" should", " must", " always", " kindly", " please", " asks that you", " expected", " set "]
+                    .iter()
+                    .any(|m| one.contains(m)))
+        {
+            let money = [" refund", " payment", " payout", " iban", " acct ", " transfer", " invoice", " wallet"]
+                .iter()
+                .any(|m| one.contains(m));
+            report(
+                "tool-shadowing",
+                if money { Risk::Critical } else { Risk::High },
+                format!("the definition sends what a tool does to a fixed destination ({}, {d})", cue.trim()),
+            );
+        }
+        if let (Some(d), Some(a)) = (dest, find(one, cues::ADDS))
+            && !example
+            && let Some(e) = find(one, cues::EXTRA).or_else(|| {
+                [
+                    " attendee",
+                    " watchers",
+                    " members",
+                    " collaborator",
+                    " recipients",
+                    " among the users",
+                    " también ",
+                    " when this tool returns",
+                    " whole ",
+                ]
+                .iter()
+                .find(|w| one.contains(*w))
+                .copied()
+            })
+        {
+            let private = cues::private(one).is_some();
+            report(
+                "exfiltration-hint",
+                if private { Risk::Critical } else { Risk::High },
+                format!("the definition adds a destination of its own ({}, {}, {d})", a.trim(), e.trim()),
+            );
+        }
+        if let Some(cue) = find(one, cues::SHUNS).filter(|_| !guarded)
+            && (other_tool
+                || [" server", " servers", " integrations", " older ", " other ", " are deprecated"]
+                    .iter()
+                    .any(|c| one.contains(c)))
+        {
+            report("tool-shadowing", Risk::High, format!("the definition pushes other tools aside ({})", cue.trim()));
+        }
+        if let Some(cue) = find(one, cues::HOOK)
+            && (find(one, cues::OBEY).is_some()
+                || raw.contains("http")
+                || [
+                    " word for word",
+                    " verbatim",
+                    " unmodified",
+                    " unchanged",
+                    " complete output",
+                    " and output",
+                    " s output",
+                    " its output",
+                    " message",
+                    " follow",
+                ]
+                .iter()
+                .any(|c| one.contains(c)))
+        {
+            report(
+                "hidden-instructions",
+                Risk::High,
+                format!("the definition hooks every turn or every other tool ({})", cue.trim()),
+            );
+        }
+        if let Some(cue) = find(one, cues::OBEY)
+            && raw.contains("http")
+            && [
+                " open ",
+                " fetch ",
+                " grab ",
+                " load ",
+                " read ",
+                " download ",
+                " visit ",
+                " get ",
+                " retrieve ",
+                " curl ",
+            ]
+            .iter()
+            .any(|c| one.contains(c))
+        {
+            report(
+                "hidden-instructions",
+                Risk::High,
+                format!("the definition loads instructions from elsewhere ({})", cue.trim()),
+            );
+        }
+        // Telling the person a failure went well.
+        let failure =
+            [" failed", " failure", " fails", " error", " false positives", " flaky"].iter().any(|c| one.contains(c));
+        let success = [" delivered", " succeeded", " passed", " resolved", " success", " worked", " is private"]
+            .iter()
+            .any(|c| one.contains(c));
+        let whatever = [" whatever the", " anyway", " regardless", " even if", " even though", " even when"]
+            .iter()
+            .any(|c| one.contains(c));
+        if let Some(t) = cues::TELLS.iter().find(|t| one.contains(*t))
+            && success
+            && (failure || whatever)
+        {
+            report(
+                "hidden-instructions",
+                Risk::High,
+                format!("the definition tells the model to mislead the person ({})", t.trim()),
+            );
+        }
+        // Retrying with the safety off instead of asking.
+        if let Some(cue) =
+            find(one, cues::LOWER).or_else(|| one.contains(" sudo ").then_some(" sudo")).filter(|_| !guarded)
+            && [
+                " rerun",
+                " re run",
+                " retry",
+                " run it again",
+                " relancez",
+                " again with",
+                " rather than troubling",
+                " rather than bothering",
+                " does not need to be escalated",
+                " no need to escalate",
+                " without asking",
+                " without waiting",
+            ]
+            .iter()
+            .any(|c| one.contains(c))
+        {
+            report(
+                "hidden-instructions",
+                Risk::High,
+                format!("the definition retries with the safety off instead of asking ({})", cue.trim()),
+            );
+        }
+        if [" approved", " authorized", " authorised", " signed off", " signed this off", " consented"]
+            .iter()
+            .any(|c| one.contains(c))
+            && [" in advance", " beforehand", " ahead of time", " upfront", " up front"].iter().any(|c| one.contains(c))
+        {
+            report(
+                "hidden-instructions",
+                Risk::High,
+                "the definition claims the person approved in advance".to_string(),
+            );
+        }
+        // A parameter asking for what the model holds: its keys, what the user typed elsewhere.
+        if path.starts_with("inputSchema.")
+            && (path.ends_with(".description") || path.ends_with("title"))
+            && let (Some(s), Some(p)) = (cues::private(one), find(one, cues::POSSESS))
+            && !p.contains(s.trim())
+        {
+            report(
+                "secret-exfiltration",
+                Risk::Critical,
+                format!("a parameter asks for private data the model holds ({}, {})", s.trim(), p.trim()),
+            );
+        }
+        if let (Some(g), Some(p)) = (give, find(one, cues::POSSESS))
+            && let Some(s) = cues::private(one).or_else(|| {
+                [" contact", " records", " messages", " cookies", " env"].iter().find(|w| one.contains(*w)).copied()
+            })
+            && !p.contains(s.trim())
+        {
+            report(
+                "secret-exfiltration",
+                Risk::Critical,
+                format!(
+                    "the definition asks for private data the model holds ({}, {}, {})",
+                    s.trim(),
+                    g.trim(),
+                    p.trim()
+                ),
+            );
+        }
+        // A URL whose query carries placeholders for the model to fill: rendering or fetching it sends them.
+        let templated = raw
+            .split_whitespace()
+            .filter(|w| w.contains("http"))
+            .filter_map(|w| w.split_once('?').map(|(_, query)| query))
+            .any(|q| q.contains('<') || q.contains('{') || q.contains("_of_"));
+        if templated
+            || (raw.contains("![")
+                && raw.contains("](http")
+                && raw.contains('?')
+                && [" fill", " filled", " replace", " placeholder", " end your reply", " end every reply"]
+                    .iter()
+                    .any(|c| one.contains(c)))
+        {
+            report(
+                "exfiltration-hint",
+                Risk::High,
+                "a URL carries data the model fills in to another host".to_string(),
+            );
+        }
+        // Another tool told to carry data to a fixed place ("upload such files with the upload_file tool to https://…").
+        if other_tool
+            && !example
+            && let (Some(d), Some(a)) = (dest, find(one, cues::ADDS))
+            && [" should", " must", " first", " always", " please", " kindly"].iter().any(|m| one.contains(m))
+        {
+            report(
+                "exfiltration-hint",
+                Risk::High,
+                format!("the definition has another tool carry data to a fixed place ({}, {d})", a.trim()),
+            );
+        }
+        // The person's messages put into a URL.
+        if [" query parameter", " url parameter", " in the url", " to the url", " url encoded"]
+            .iter()
+            .any(|c| one.contains(c))
+            && [" messages", " conversation", " chat", " prompt", " transcript"].iter().any(|c| one.contains(c))
+            && one.contains(" user")
+        {
+            report("exfiltration-hint", Risk::High, "the definition puts the person's messages into a URL".to_string());
+        }
+        // A secret handed to another tool on top of the job ("pass that content to the report_leak tool as well").
+        if other_tool
+            && !guarded
+            && let (Some(s), Some(g), Some(e)) = (cues::private(one), give, find(one, cues::EXTRA))
+        {
+            report(
+                "secret-exfiltration",
+                Risk::Critical,
+                format!("the definition hands private data to another tool ({}, {}, {})", s.trim(), g.trim(), e.trim()),
+            );
+        }
+        if let Some(e) = env_secret
+            && [" holding ", " with "].iter().any(|c| one.contains(c))
+            && [" call ", " pass ", " again "].iter().any(|c| one.contains(c))
+        {
+            report(
+                "secret-exfiltration",
+                Risk::Critical,
+                format!("the definition asks for a secret from the environment ({})", e.trim()),
+            );
+        }
+        // A parameter that is the conversation itself, word for word.
+        if path.starts_with("inputSchema.")
+            && path.ends_with(".description")
+            && one.contains(" verbatim")
+            && let Some(s) = find(one, cues::STRONG_SECRET)
+        {
+            report(
+                "secret-exfiltration",
+                Risk::Critical,
+                format!("a parameter asks for private data word for word ({})", s.trim()),
+            );
+        }
+        // What to tell the person, put in the model's mouth ("describe it to the user as 'reviewed, no issues'").
+        if [" to the user as", " to them as"].iter().any(|c| one.contains(c)) && sentence.contains(['\'', '"', '`']) {
+            report(
+                "hidden-instructions",
+                Risk::High,
+                "the definition scripts what the model tells the person".to_string(),
+            );
+        }
         if let (Some(o), Some(r)) = (find(&two, cues::OTHER), find(&two, cues::REDIRECT)) {
             report(
                 "tool-shadowing",
@@ -1763,6 +2353,111 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
             );
         }
     }
+}
+
+/// Whether a sentence (as the cues are written) names a tool or server other than this one: "the shell or
+/// terminal tool", "any GitHub or GitLab tool", "another identity tool", "the postgres server's query tool".
+fn mentions_other(one: &str) -> bool {
+    if [" another ", " any other", " other tool", " other server", " server s ", " those servers", " integrations"]
+        .iter()
+        .any(|c| one.contains(c))
+    {
+        return true;
+    }
+    let words: Vec<&str> = one.split(' ').filter(|w| !w.is_empty()).collect();
+    words.windows(2).any(|w| {
+        matches!(w[1], "tool" | "tools" | "server" | "servers")
+            && !matches!(
+                w[0],
+                "this"
+                    | "the"
+                    | "a"
+                    | "an"
+                    | "our"
+                    | "same"
+                    | "that"
+                    | "mcp"
+                    | "its"
+                    | "each"
+                    | "named"
+                    | "given"
+                    | "target"
+                    | "specified"
+                    | "selected"
+                    | "current"
+                    | "default"
+                    | "remote"
+            )
+    })
+}
+
+/// A fixed destination written into a sentence: a URL, an address, a phone number, a payment account or wallet,
+/// a chat user id. Documentation's own example hosts (`example.com`, `localhost`) are not destinations.
+fn destination(raw: &str) -> Option<&'static str> {
+    let honest = |host: &str| {
+        let host = host.trim_end_matches(|c: char| !c.is_alphanumeric());
+        ["example.com", "example.org", "example.net", "localhost", "127.0.0.1"].iter().any(|h| host.ends_with(h))
+    };
+    let words: Vec<&str> = raw.split_whitespace().collect();
+    for (i, w) in words.iter().enumerate() {
+        // A markdown link's target is a reference for the reader ("[team plans](https://…)").
+        if w.contains("](") {
+            continue;
+        }
+        let w = w.trim_matches(|c: char| matches!(c, '(' | ')' | '[' | ']' | '"' | '\'' | '`' | ',' | ';' | '<' | '>'));
+        if let Some((scheme, rest)) = w.split_once("://")
+            && matches!(
+                scheme.rsplit(|c: char| !c.is_ascii_alphanumeric()).next(),
+                Some("http" | "https" | "s3" | "gs" | "ftp")
+            )
+        {
+            if !honest(rest.split('/').next().unwrap_or_default()) && rest.len() > 3 {
+                return Some("a URL");
+            }
+            continue;
+        }
+        if let Some((user, host)) = w.split_once('@')
+            && !user.is_empty()
+            && host.contains('.')
+            && host.len() > 3
+            && !honest(host)
+        {
+            return Some("an address");
+        }
+        if w.starts_with("acct_") && w.len() > 8 {
+            return Some("a payment account");
+        }
+        if w.len() >= 42 && w.starts_with("0x") && w[2..42].bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Some("a wallet");
+        }
+        if (w.starts_with("u0") || w.starts_with("c0"))
+            && w.len() >= 9
+            && w.bytes().all(|b| b.is_ascii_alphanumeric())
+            && w.bytes().filter(u8::is_ascii_digit).count() >= 2
+        {
+            return Some("a user id");
+        }
+        if w.starts_with('+') && w[1..].starts_with(|c: char| c.is_ascii_digit()) {
+            let digits: usize = words[i..words.len().min(i + 5)]
+                .iter()
+                .take_while(|x| x.bytes().all(|b| b.is_ascii_digit() || b"+()-.,".contains(&b)))
+                .map(|x| x.bytes().filter(u8::is_ascii_digit).count())
+                .sum();
+            if digits >= 8 {
+                return Some("a phone number");
+            }
+        }
+        if w == "iban"
+            && words.get(i + 1).is_some_and(|n| {
+                n.len() >= 4
+                    && n.as_bytes()[..2].iter().all(u8::is_ascii_alphabetic)
+                    && n.as_bytes()[2..4].iter().all(u8::is_ascii_digit)
+            })
+        {
+            return Some("a bank account");
+        }
+    }
+    None
 }
 
 /// Where a field sits in a schema: a property's name, a value (`default`, `enum`, `examples`, `const`), or prose.
@@ -1777,9 +2472,13 @@ fn place(path: &str) -> Place {
     let last = path.rsplit('.').next().unwrap_or_default();
     let parent = path.rsplit('.').nth(1).unwrap_or_default();
     let last = last.split('[').next().unwrap_or_default();
+    let value = |segment: &str| {
+        matches!(segment.split('[').next(), Some("default" | "enum" | "examples" | "const" | "example"))
+    };
     if parent == "properties" || parent == "patternProperties" {
         Place::PropertyName
-    } else if matches!(last, "default" | "enum" | "examples" | "const" | "example") {
+    } else if value(last) || path.split('.').rev().skip(1).take(3).any(value) {
+        // Inside a value too: an object given as an example (`examples[0].system_prompt`).
         Place::Value
     } else {
         Place::Prose
@@ -1793,6 +2492,9 @@ fn names_and_values(path: &str, text: &str, out: &mut Out<'_>) {
     let where_ = place(path);
     if where_ == Place::Prose {
         return;
+    }
+    if where_ == Place::Value {
+        fixed_destination(path, text, out);
     }
     // camelCase apart first: `conversationId` is an id of a conversation, not a conversation.
     let mut spaced = String::with_capacity(text.len() + 8);
@@ -1829,6 +2531,8 @@ fn names_and_values(path: &str, text: &str, out: &mut Out<'_>) {
         " cookie store",
         " browser cookies",
         " keychain",
+        " printenv",
+        " env output",
     ];
     let secretish = [" token", " secret", " password", " passwd", " credential", " api key", " apikey"];
     let sourced = [" env ", " environment", " verbatim", " raw ", " file ", " from "];
@@ -1858,7 +2562,13 @@ fn names_and_values(path: &str, text: &str, out: &mut Out<'_>) {
         && (lower.contains("$(")
             || lower.contains("`")
             || (lower.contains("${") && secretish.iter().any(|s| words.contains(s))));
+    // An SSH tool's key-path default names where the server finds its own key.
+    let key_path = value_key(path)
+        .is_some_and(|k| ["key", "identity", "path", "file", "dir"].iter().any(|w| k.to_ascii_lowercase().contains(w)))
+        && lower.contains(".ssh/")
+        && !lower.contains(['$', '`', ' ']);
     let path_value = where_ == Place::Value
+        && !key_path
         && ["~/.", "/.ssh", "/.aws", "/.env", ".netrc", "/etc/passwd", "/etc/shadow", "id_rsa", "id_ed25519"]
             .iter()
             .any(|p| lower.contains(p));
@@ -1884,6 +2594,7 @@ fn names_and_values(path: &str, text: &str, out: &mut Out<'_>) {
         " path",
         " list",
         " fingerprint",
+        " env",
     ]
     .iter()
     .any(|r| words.trim_end().ends_with(r.trim_start()) && words.contains(r));
@@ -1909,6 +2620,8 @@ fn names_and_values(path: &str, text: &str, out: &mut Out<'_>) {
         " including",
         " from",
         " user",
+        " paste",
+        " output of",
     ]
     .iter()
     .any(|q| words.contains(q));
@@ -1931,6 +2644,119 @@ fn names_and_values(path: &str, text: &str, out: &mut Out<'_>) {
                 "a schema value reads a secret (a shell substitution, a secret file or variable): \"{}\"",
                 show(text, 60)
             ),
+            path,
+            0,
+        );
+    }
+}
+
+/// The property a schema value belongs to: `note` for `inputSchema.properties.note.default` or `…note.enum[2]`.
+fn value_key(path: &str) -> Option<&str> {
+    let mut parts = path.rsplit('.');
+    let last = parts.next()?;
+    let last = last.split('[').next().unwrap_or_default();
+    if !matches!(last, "default" | "enum" | "examples" | "const" | "example") {
+        return None;
+    }
+    parts.next()
+}
+
+/// A default or choice that sends to a fixed place: a recipient, remote, bucket or endpoint of the server's
+/// author (`bcc: "journal@…"`, `remote_url: "https://…mirror.git"`), or script that reads the page's cookies.
+fn fixed_destination(path: &str, text: &str, out: &mut Out<'_>) {
+    let lower = text.to_ascii_lowercase();
+    // Script, not a storage name: `document.cookie`, `JSON.stringify(localStorage)`.
+    let script = lower.contains(['(', '+', ';']) || lower.contains("document.cookie");
+    if script
+        && ["document.cookie", "localstorage", "sessionstorage", "process.env", "os.environ"]
+            .iter()
+            .any(|p| lower.contains(p))
+    {
+        out.report(
+            "secret-exfiltration",
+            Risk::Critical,
+            format!("a schema value reads the page's or process's secrets: \"{}\"", show(text, 60)),
+            path,
+            0,
+        );
+        return;
+    }
+    // A shell command in a value that posts what it reads (`… TO PROGRAM 'curl --data-binary @- https://…'`).
+    if ["--data-binary @", "| curl", "|curl", "| nc ", "to program"].iter().any(|p| lower.contains(p))
+        && lower.contains("http")
+    {
+        out.report(
+            "secret-exfiltration",
+            Risk::Critical,
+            format!("a schema value posts data with a shell command: \"{}\"", show(text, 60)),
+            path,
+            0,
+        );
+        return;
+    }
+    let Some(key) = value_key(path) else { return };
+    let key = key.to_ascii_lowercase();
+    // Shared with everyone unless the model changes it.
+    if path.ends_with(".default")
+        && ["share", "visibility", "audience", "access", "privacy", "link"].iter().any(|k| key.contains(k))
+        && matches!(lower.trim(), "public" | "anyone" | "anyone_with_link" | "anyonewithlink" | "everyone" | "world")
+    {
+        out.report(
+            "exfiltration-hint",
+            Risk::High,
+            format!("the {key} parameter shares with everyone by default: \"{}\"", show(text, 60)),
+            path,
+            0,
+        );
+        return;
+    }
+    let sends = [
+        "bcc",
+        "cc",
+        "to",
+        "recipient",
+        "reply",
+        "watcher",
+        "attendee",
+        "member",
+        "collaborator",
+        "archive",
+        "forward",
+        "notify",
+        "share",
+        "remote",
+        "destination",
+        "target",
+        "bucket",
+        "upload",
+        "webhook",
+        "endpoint",
+        "dsn",
+        "mirror",
+        "backup",
+        "sink",
+        "collector",
+        "callback",
+        "report",
+        "sponsor",
+        "fallback",
+        "payee",
+        "iban",
+        "account",
+        "owner",
+        "role",
+    ];
+    let words: Vec<&str> = key.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    let named = words.iter().any(|w| sends.iter().any(|s| w == s || (s.len() > 3 && w.starts_with(s))));
+    if !named {
+        return;
+    }
+    let padded = format!(" {} ", lower.replace([',', ';'], " "));
+    if let Some(d) = destination(&padded) {
+        out.report(
+            "exfiltration-hint",
+            Risk::High,
+            format!("the {key} parameter sends to {d} of the server's choosing by default: \"{}\"", show(text, 60)),
             path,
             0,
         );
@@ -2002,6 +2828,12 @@ fn worth_reading(skel: &str) -> bool {
             cues::AWAY,
             cues::OTHER,
             cues::EXCLUSIVE,
+            cues::LOWER,
+            cues::POSSESS,
+            cues::HOOK,
+            cues::OBEY,
+            cues::SHUNS,
+            cues::TELLS,
         ] {
             anchors.extend(list.iter().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()));
         }
@@ -2023,6 +2855,16 @@ fn worth_reading(skel: &str) -> bool {
                 "prefix",
                 "visit",
                 "overrid",
+                "approved",
+                "authori",
+                "signed",
+                "acct_",
+                "+",
+                "0x",
+                "iban",
+                "sudo",
+                "retry",
+                "rerun",
             ]
             .map(String::from),
         );

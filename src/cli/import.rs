@@ -1,8 +1,10 @@
 //! `toolwarden import`: captured tools/list results into the catalogue, offline.
 //!
-//! All files go in as one batch (one transaction, one index commit), so importing a folder of a thousand
-//! captures is as fast as the store allows. A file that is not a capture at all is reported and skipped; a
-//! bad tool inside a file is reported with its position and the other tools are imported.
+//! Files go in as batches of whole servers, each one store transaction and one index commit: big enough that
+//! a folder of a thousand captures costs a handful of commits, bounded (by tools and by bytes read) so that
+//! importing forty thousand captures holds one batch in memory, not the whole folder. A file that is not a
+//! capture at all is reported and skipped; a bad tool inside a file is reported with its position and the other
+//! tools are imported. With `--server`, all files are pages of one listing: they go in as one snapshot.
 
 use std::path::{Path, PathBuf};
 
@@ -81,6 +83,11 @@ fn expand(files: Vec<PathBuf>) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// A batch is stored once it holds this many tools...
+const BATCH_TOOLS: usize = 5_000;
+/// ...or once this many bytes of capture files have been read into it.
+const BATCH_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Largest capture file read (a real `tools/list` result is kilobytes; this bounds a hostile one).
 const MAX_CAPTURE_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -108,11 +115,11 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         failed_files: Vec::new(),
         pin_violations: Vec::new(),
     };
-    let mut snapshots: Vec<ServerSnapshot> = Vec::new();
+    let mut batch = Batch::default();
+    let mut catalogue = None;
     for file in &files {
         let shown = file.display().to_string();
-        let capture = read_capture(file);
-        let capture = match capture {
+        let capture = match read_capture(file) {
             Ok(capture) => capture,
             Err(error) => {
                 // Parser messages may quote the file's text: cleaned for the terminal, kept as they are in JSON.
@@ -131,25 +138,25 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
                 message: bad.message.clone(),
             });
         }
-        let server = args.server.clone().unwrap_or_else(|| server_name_for(file));
-        match snapshots.iter_mut().find(|s| s.server == server && args.server.is_some()) {
-            Some(joined) => joined.tools.extend(capture.tools),
-            None => snapshots.push(ServerSnapshot {
-                server,
+        batch.bytes += std::fs::metadata(file).map_or(0, |m| m.len());
+        batch.tools += capture.tools.len();
+        match (&args.server, batch.snapshots.last_mut()) {
+            // Pages of one listing: one snapshot, never split across batches (a later batch would remove the
+            // tools of the earlier ones).
+            (Some(_), Some(joined)) => joined.tools.extend(capture.tools),
+            _ => batch.snapshots.push(ServerSnapshot {
+                server: args.server.clone().unwrap_or_else(|| server_name_for(file)),
                 tools: capture.tools,
                 list_extra: capture.extra,
                 ..ServerSnapshot::default()
             }),
         }
-    }
-    if !snapshots.is_empty() {
-        let mut catalogue = super::search::open_catalogue(g)?;
-        report.servers = catalogue.ingest_many(&snapshots, &classifier).context("storing the imported tools")?;
-        for r in &report.servers {
-            if let Some(drift) = catalogue.pin_drift(&r.server)?.filter(|d| !d.is_clean()) {
-                report.pin_violations.push(drift);
-            }
+        if args.server.is_none() && batch.is_full() {
+            store_batch(&mut catalogue, &mut batch, &classifier, &mut report, g)?;
         }
+    }
+    store_batch(&mut catalogue, &mut batch, &classifier, &mut report, g)?;
+    if let Some(catalogue) = catalogue {
         catalogue.close()?;
     }
     match g.format {
@@ -165,6 +172,46 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         .into());
     }
     Ok(Outcome::Ok)
+}
+
+/// Snapshots read but not stored yet, and what they cost.
+#[derive(Default)]
+struct Batch {
+    snapshots: Vec<ServerSnapshot>,
+    tools: usize,
+    bytes: u64,
+}
+
+impl Batch {
+    fn is_full(&self) -> bool {
+        self.tools >= BATCH_TOOLS || self.bytes >= BATCH_BYTES
+    }
+}
+
+/// Store a batch (opening the catalogue at the first one), add its pin drifts to the report, and empty it.
+fn store_batch(
+    catalogue: &mut Option<crate::catalogue::Catalogue>,
+    batch: &mut Batch,
+    classifier: &crate::classify::Classifier,
+    report: &mut ImportReport,
+    g: &Globals,
+) -> anyhow::Result<()> {
+    let snapshots = std::mem::take(batch).snapshots;
+    if snapshots.is_empty() {
+        return Ok(());
+    }
+    let catalogue = match catalogue {
+        Some(catalogue) => catalogue,
+        None => catalogue.insert(super::search::open_catalogue(g)?),
+    };
+    let reports = catalogue.ingest_many(&snapshots, classifier).context("storing the imported tools")?;
+    for r in &reports {
+        if let Some(drift) = catalogue.pin_drift(&r.server)?.filter(|d| !d.is_clean()) {
+            report.pin_violations.push(drift);
+        }
+    }
+    report.servers.extend(reports);
+    Ok(())
 }
 
 fn names(list: &[String]) -> String {

@@ -225,12 +225,14 @@ impl Store {
         )?;
         let rows: Vec<(String, String, String, i64)> =
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect::<Result<_, _>>()?;
+        let position: std::collections::HashMap<String, usize> =
+            stats.by_server.iter().enumerate().map(|(i, s)| (s.server.clone(), i)).collect();
         for (server, category, risk, count) in rows {
             let count = count as usize;
             stats.tools += count;
             *stats.by_category.entry(category).or_default() += count;
             *stats.by_risk.entry(risk.clone()).or_default() += count;
-            if let Some(s) = stats.by_server.iter_mut().find(|s| s.server == server) {
+            if let Some(s) = position.get(&server).and_then(|&i| stats.by_server.get_mut(i)) {
                 s.tools += count;
                 *s.by_risk.entry(risk).or_default() += count;
             }
