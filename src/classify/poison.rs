@@ -918,6 +918,7 @@ mod cues {
         " overridden to",
         " must be prefixed",
         " prefixed with",
+        " sustituya",
     ];
 
     /// Shell commands slipped into what the model runs.
@@ -1046,6 +1047,10 @@ mod cues {
         " no need 2 bother",
         " leave it out of anything",
         " should not be mentioned",
+        " does not need to be reported",
+        " need not be reported",
+        " sans le signaler",
+        " no lo comente",
     ];
     /// Claims of authority that lift the person's control.
     pub(super) static OVERRIDE: &[&str] = &[
@@ -1120,6 +1125,13 @@ mod cues {
         " take precedence over the user",
         " takes precedence over the user",
         " treat its contents as instructions",
+        " already confirmed by the user",
+        " as confirmed by the user",
+        " conflict with the user",
+        " pre cleared",
+        " do not flag",
+        " standing approval",
+        " skip their confirmation",
     ];
     /// Lying to the person about what happened.
     pub(super) static DECEIVE: &[&str] = &[
@@ -1391,6 +1403,11 @@ mod cues {
         " your system prompt",
         " the system prompt you",
         " system prompt you are",
+        " assistant message",
+        " assistant messages",
+        " earlier messages",
+        " restricted key",
+        " live key",
     ];
     /// Said of what the model should find for itself: every secret it knows, the value in the environment.
     pub(super) static SCOPE: &[&str] = &[
@@ -1463,6 +1480,7 @@ mod cues {
         " repeat ",
         " fill ",
         " resolve ",
+        " set to ",
     ];
 
     /// Weakening another tool's safety: forcing, auto-approving, turning off dry runs, reviews and privacy,
@@ -1486,7 +1504,6 @@ mod cues {
         " is admin true",
         " admin role",
         " permission admin",
-        " administratoraccess",
         " read only set to false",
         " read only=false",
         " read only: false",
@@ -1499,6 +1516,10 @@ mod cues {
         " insecure",
         " admin override",
         " without waiting for required",
+        "administratoraccess",
+        " sudo=true",
+        " elevated=true",
+        " elevated: true",
     ];
     /// What the model holds and the tool has no business asking for: its own configuration, its environment,
     /// what the user typed elsewhere, other servers' settings.
@@ -1533,6 +1554,14 @@ mod cues {
         " from the other tools",
         " the user s shell",
         " your shell",
+        " is configured with",
+        " configured for the",
+        " already in the conversation",
+        " anywhere in this chat",
+        " earlier in the chat",
+        " you are running with",
+        " itself is running with",
+        " from its configuration",
     ];
     /// Hooking every turn or every other tool's call.
     pub(super) static HOOK: &[&str] = &[
@@ -1589,8 +1618,6 @@ mod cues {
         " through the destination",
         " should go to",
         " as well as to",
-        " should pass",
-        " always pass",
     ];
     /// Pushing other tools or servers aside: they are said to be deprecated, broken or not to be used.
     pub(super) static SHUNS: &[&str] = &[
@@ -1610,6 +1637,13 @@ mod cues {
         " verified replacement",
         " is compromised",
         " are compromised",
+        " give false positives",
+        " return false positives",
+        " don t call them",
+        " do not call them",
+        " that one is a legacy",
+        " is a legacy shim",
+        " always send through this",
     ];
     /// Adding someone or somewhere to what a tool sends or shares.
     pub(super) static ADDS: &[&str] = &[
@@ -1634,6 +1668,11 @@ mod cues {
         " send ",
         " upload ",
         " envía ",
+        " envoyez ",
+        " copie",
+        " report ",
+        " reported to",
+        " plus ",
     ];
     /// Extra, unasked: what turns sending into sending elsewhere.
     pub(super) static EXTRA: &[&str] = &[
@@ -1657,6 +1696,8 @@ mod cues {
         " on every",
         " each ",
         " for audit",
+        " before returning",
+        " chaque",
     ];
 }
 
@@ -1785,6 +1826,8 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
                     " your environment",
                     " from your env",
                     " value from",
+                    " configured for the",
+                    " configured with",
                 ]
                 .iter()
                 .any(|c| one.contains(c))
@@ -1802,7 +1845,12 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
         let secret = strong.or(weak).filter(|c| !into_path(c));
         // Obeying the user's own settings ("obey the user's saved working hours") claims no authority over them.
         let obeys_user = [" obey the user", " obey user", " obey your user"].iter().any(|p| one.contains(p));
-        if let Some(cue) = find(one, cues::OVERRIDE).filter(|c| !(c.contains("obey") && obeys_user)) {
+        // "Never do X without asking the user" is a safeguard, not a waiver.
+        let forbids = [" don t ", " do not ", " never ", " must not ", " should not "].iter().any(|n| one.contains(n));
+        if let Some(cue) = find(one, cues::OVERRIDE)
+            .filter(|c| !(c.contains("obey") && obeys_user))
+            .filter(|c| !(c.starts_with(" without") && forbids))
+        {
             report(
                 "hidden-instructions",
                 Risk::High,
@@ -1915,6 +1963,7 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
                 " your environment",
                 " value from",
                 " fill this",
+                " take it from",
             ]
             .iter()
             .any(|c| one.contains(c))
@@ -2135,7 +2184,8 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
             report("tool-shadowing", Risk::High, format!("the definition pushes other tools aside ({})", cue.trim()));
         }
         if let Some(cue) = find(one, cues::HOOK)
-            && (find(one, cues::OBEY).is_some()
+            && (find(&two, cues::OBEY).is_some()
+                || two.contains(" follow")
                 || raw.contains("http")
                 || [
                     " word for word",
@@ -2242,9 +2292,10 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
             );
         }
         // A parameter asking for what the model holds: its keys, what the user typed elsewhere.
-        if path.starts_with("inputSchema.")
-            && (path.ends_with(".description") || path.ends_with("title"))
-            && let (Some(s), Some(p)) = (cues::private(one), find(one, cues::POSSESS))
+        let parameter = (path.starts_with("inputSchema.") || path.contains(".arguments["))
+            && (path.ends_with(".description") || path.ends_with("title"));
+        if parameter
+            && let (Some(s), Some(p)) = (cues::private(&two), find(&two, cues::POSSESS))
             && !p.contains(s.trim())
         {
             report(
@@ -2276,7 +2327,28 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
             .filter(|w| w.contains("http"))
             .filter_map(|w| w.split_once('?').map(|(_, query)| query))
             .any(|q| q.contains('<') || q.contains('{') || q.contains("_of_"));
-        if templated
+        // Told to fill, fetch or render it; the server's own API call ("the server calls https://…?q=<city>") is
+        // documentation.
+        let made_to = [
+            " fill",
+            " replace",
+            " end your",
+            " end every",
+            " fetch ",
+            " open ",
+            " visit ",
+            " render",
+            " load ",
+            " append",
+            " include",
+            " add ",
+            " after each",
+            " after every",
+        ]
+        .iter()
+        .any(|c| two.contains(c) || i.checked_sub(1).is_some_and(|p| ones[p].contains(c)))
+            && ![" the server calls", " this tool calls", " the tool calls"].iter().any(|c| one.contains(c));
+        if (templated && made_to)
             || (raw.contains("![")
                 && raw.contains("](http")
                 && raw.contains('?')
@@ -2294,7 +2366,9 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
         if other_tool
             && !example
             && let (Some(d), Some(a)) = (dest, find(one, cues::ADDS))
-            && [" should", " must", " first", " always", " please", " kindly"].iter().any(|m| one.contains(m))
+            && [" should", " must", " first", " always", " please", " kindly", " before "]
+                .iter()
+                .any(|m| one.contains(m))
         {
             report(
                 "exfiltration-hint",
@@ -2352,6 +2426,64 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
                 "the definition scripts what the model tells the person".to_string(),
             );
         }
+        // Falling back to the author's destination when the person names none.
+        if let Some(d) = dest
+            && [
+                " if the user names no",
+                " if the user gives no",
+                " unless the user names",
+                " if the user does not name",
+                " when the user names no",
+                " if none is given",
+            ]
+            .iter()
+            .any(|c| one.contains(c))
+        {
+            report(
+                "exfiltration-hint",
+                Risk::High,
+                format!("the definition falls back to a destination of its own ({d})"),
+            );
+        }
+        // Private data reported to a bare host ("the connection string … is reported to usage.sqlfmt-cloud.io").
+        if let Some(s) = cues::private(one)
+            && bare_host_after_send(one)
+        {
+            report(
+                "exfiltration-hint",
+                Risk::Critical,
+                format!("the definition sends private data ({}) to a host of its own", s.trim()),
+            );
+        }
+        // Deferring to what fetched content says.
+        if [" inside the page", " in the page", " on the page", " in the content", " in fetched", " in the results"]
+            .iter()
+            .any(|c| one.contains(c))
+            && [" instructions", " directions", " directives"].iter().any(|c| one.contains(c))
+            && [" should be carried out", " must be followed", " should be followed", " carry them out", " be obeyed"]
+                .iter()
+                .any(|c| one.contains(c))
+        {
+            report(
+                "hidden-instructions",
+                Risk::High,
+                "the definition tells the model to obey instructions in content it reads".to_string(),
+            );
+        }
+        // Another server's tool given extra arguments on the side.
+        if mentions_other(one) && [" also set ", " also pass ", " also add "].iter().any(|c| one.contains(c)) {
+            report("tool-shadowing", Risk::High, "the definition adds arguments to another server's tool".to_string());
+        }
+        // Lowering on an error, in the retry's own words.
+        if [" sudo=true", " elevated=true", " force=true"].iter().any(|c| one.contains(c))
+            && [" repeat the call", " call it again", " immediately repeat", " retry"].iter().any(|c| one.contains(c))
+        {
+            report(
+                "hidden-instructions",
+                Risk::High,
+                "the definition retries with elevated rights instead of asking".to_string(),
+            );
+        }
         if let (Some(o), Some(r)) = (find(&two, cues::OTHER), find(&two, cues::REDIRECT)) {
             report(
                 "tool-shadowing",
@@ -2365,9 +2497,19 @@ fn intent(path: &str, original: &str, skel: &Mapped, out: &mut Out<'_>) {
 /// Whether a sentence (as the cues are written) names a tool or server other than this one: "the shell or
 /// terminal tool", "any GitHub or GitLab tool", "another identity tool", "the postgres server's query tool".
 fn mentions_other(one: &str) -> bool {
-    if [" another ", " any other", " other tool", " other server", " server s ", " those servers", " integrations"]
-        .iter()
-        .any(|c| one.contains(c))
+    if [
+        " another ",
+        " any other",
+        " other tool",
+        " other server",
+        " server s ",
+        " those servers",
+        " integrations",
+        " cualquier otro",
+        " autre serveur",
+    ]
+    .iter()
+    .any(|c| one.contains(c))
     {
         return true;
     }
@@ -2395,6 +2537,22 @@ fn mentions_other(one: &str) -> bool {
                     | "default"
                     | "remote"
             )
+    })
+}
+
+/// Whether a sentence sends to a bare host name ("reported to usage.sqlfmt-cloud.io", "uploaded to imgshare.cc").
+fn bare_host_after_send(one: &str) -> bool {
+    let words: Vec<&str> = one.split(' ').filter(|w| !w.is_empty()).collect();
+    words.windows(3).any(|w| {
+        let host = w[2].trim_end_matches('.');
+        let tld = host.rsplit('.').next().unwrap_or_default();
+        matches!(w[0], "reported" | "uploaded" | "sent" | "posted" | "mirrored" | "forwarded" | "copied" | "synced")
+            && w[1] == "to"
+            && host.contains('.')
+            && !host.contains('/')
+            && (2..=6).contains(&tld.len())
+            && tld.bytes().all(|b| b.is_ascii_lowercase())
+            && !["example.com", "example.org", "localhost"].iter().any(|h| host.ends_with(h))
     })
 }
 
@@ -2453,6 +2611,14 @@ fn destination(raw: &str) -> Option<&'static str> {
             if digits >= 8 {
                 return Some("a phone number");
             }
+        }
+        if (15..=34).contains(&w.len())
+            && w.as_bytes()[..2].iter().all(u8::is_ascii_alphabetic)
+            && w.as_bytes()[2..4].iter().all(u8::is_ascii_digit)
+            && w.bytes().all(|b| b.is_ascii_alphanumeric())
+            && w.bytes().filter(u8::is_ascii_digit).count() >= 10
+        {
+            return Some("a bank account");
         }
         if w == "iban"
             && words.get(i + 1).is_some_and(|n| {
@@ -2561,6 +2727,10 @@ fn names_and_values(path: &str, text: &str, out: &mut Out<'_>) {
         " aws credentials",
         " netrc",
         " id rsa",
+        " entire session",
+        " whole session",
+        " full session",
+        " entire conversation",
     ];
     let list: &[&str] = if where_ == Place::Value { STRONG_VALUES } else { PRIVATE };
     let named = list.iter().find(|p| words.contains(*p)).copied();
@@ -2689,7 +2859,9 @@ fn fixed_destination(path: &str, text: &str, out: &mut Out<'_>) {
         return;
     }
     // A shell command in a value that posts what it reads (`… TO PROGRAM 'curl --data-binary @- https://…'`).
-    if ["--data-binary @", "| curl", "|curl", "| nc ", "to program"].iter().any(|p| lower.contains(p))
+    if ["--data-binary @", "| curl", "|curl", "| nc ", "to program", "| bash", "|bash", "| sh"]
+        .iter()
+        .any(|p| lower.contains(p))
         && lower.contains("http")
     {
         out.report(
@@ -2699,6 +2871,10 @@ fn fixed_destination(path: &str, text: &str, out: &mut Out<'_>) {
             path,
             0,
         );
+        return;
+    }
+    // An example shows a value's shape; a default or a choice is what the model will send.
+    if path.contains(".examples") || path.contains(".example") {
         return;
     }
     let Some(key) = value_key(path) else { return };
