@@ -211,22 +211,28 @@ impl Store {
             ..Stats::default()
         };
         let zero_risks: BTreeMap<String, usize> = Risk::ALL.iter().map(|r| (r.as_str().to_string(), 0)).collect();
-        for summary in self.servers()? {
+        // Every server with the outcome of its last run: one pass over the runs' index, not a query per server.
+        let mut stmt = self.conn.prepare(
+            "SELECT s.id, s.name, r.outcome FROM servers s
+             LEFT JOIN crawl_runs r ON r.id = (SELECT max(id) FROM crawl_runs WHERE server_id = s.id)
+             ORDER BY s.name",
+        )?;
+        let servers: Vec<(i64, String, Option<String>)> =
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+        let mut position = std::collections::HashMap::with_capacity(servers.len());
+        for (i, (id, name, outcome)) in servers.into_iter().enumerate() {
+            position.insert(id, i);
             stats.by_server.push(ServerStats {
-                server: summary.name,
+                server: name,
                 tools: 0,
                 by_risk: zero_risks.clone(),
-                last_outcome: summary.last_run.map(|r| r.outcome),
+                last_outcome: outcome,
             });
         }
-        let mut stmt = self.conn.prepare(
-            "SELECT s.name, c.category, c.risk, count(*) FROM current_tools t JOIN servers s ON s.id = t.server_id
-             JOIN classifications c ON c.fingerprint = t.fingerprint GROUP BY s.name, c.category, c.risk",
-        )?;
-        let rows: Vec<(String, String, String, i64)> =
+        // The counts the triggers of schema version 5 keep (store/schema.rs).
+        let mut stmt = self.conn.prepare("SELECT server_id, category, risk, tools FROM risk_counts WHERE tools > 0")?;
+        let rows: Vec<(i64, String, String, i64)> =
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect::<Result<_, _>>()?;
-        let position: std::collections::HashMap<String, usize> =
-            stats.by_server.iter().enumerate().map(|(i, s)| (s.server.clone(), i)).collect();
         for (server, category, risk, count) in rows {
             let count = count as usize;
             stats.tools += count;

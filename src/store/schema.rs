@@ -173,4 +173,48 @@ CREATE TABLE counters (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX counters_expires ON counters(expires);
 "#,
+    // 5: tool counts by server, category and risk, kept by triggers, so `stats` reads one small table instead of
+    // joining every current tool with its classification (seconds at a million tools).
+    r#"
+CREATE TABLE risk_counts (
+    server_id INTEGER NOT NULL REFERENCES servers(id),
+    category  TEXT NOT NULL,
+    risk      TEXT NOT NULL,
+    tools     INTEGER NOT NULL,
+    PRIMARY KEY (server_id, category, risk)
+) STRICT, WITHOUT ROWID;
+INSERT INTO risk_counts(server_id, category, risk, tools)
+    SELECT t.server_id, c.category, c.risk, count(*) FROM current_tools t
+    JOIN classifications c ON c.fingerprint = t.fingerprint GROUP BY 1, 2, 3;
+-- A tool's classification is written before the tool becomes current (write.rs), so the triggers find it.
+CREATE TRIGGER risk_counts_add AFTER INSERT ON current_tools BEGIN
+    INSERT INTO risk_counts(server_id, category, risk, tools)
+        SELECT NEW.server_id, category, risk, 1 FROM classifications WHERE fingerprint = NEW.fingerprint
+        ON CONFLICT(server_id, category, risk) DO UPDATE SET tools = tools + 1;
+END;
+CREATE TRIGGER risk_counts_remove AFTER DELETE ON current_tools BEGIN
+    UPDATE risk_counts SET tools = tools - 1 WHERE server_id = OLD.server_id
+        AND (category, risk) = (SELECT category, risk FROM classifications WHERE fingerprint = OLD.fingerprint);
+END;
+CREATE TRIGGER risk_counts_change AFTER UPDATE OF fingerprint ON current_tools
+    WHEN OLD.fingerprint <> NEW.fingerprint BEGIN
+    UPDATE risk_counts SET tools = tools - 1 WHERE server_id = OLD.server_id
+        AND (category, risk) = (SELECT category, risk FROM classifications WHERE fingerprint = OLD.fingerprint);
+    INSERT INTO risk_counts(server_id, category, risk, tools)
+        SELECT NEW.server_id, category, risk, 1 FROM classifications WHERE fingerprint = NEW.fingerprint
+        ON CONFLICT(server_id, category, risk) DO UPDATE SET tools = tools + 1;
+END;
+-- Reclassified: every current tool with this definition moves from the old counts to the new.
+CREATE TRIGGER risk_counts_reclassify AFTER UPDATE OF category, risk ON classifications
+    WHEN OLD.category <> NEW.category OR OLD.risk <> NEW.risk BEGIN
+    UPDATE risk_counts SET tools = tools - (SELECT count(*) FROM current_tools t
+            WHERE t.fingerprint = OLD.fingerprint AND t.server_id = risk_counts.server_id)
+        WHERE category = OLD.category AND risk = OLD.risk
+          AND server_id IN (SELECT server_id FROM current_tools WHERE fingerprint = OLD.fingerprint);
+    INSERT INTO risk_counts(server_id, category, risk, tools)
+        SELECT server_id, NEW.category, NEW.risk, count(*) FROM current_tools WHERE fingerprint = NEW.fingerprint
+        GROUP BY server_id
+        ON CONFLICT(server_id, category, risk) DO UPDATE SET tools = tools + excluded.tools;
+END;
+"#,
 ];

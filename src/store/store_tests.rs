@@ -125,3 +125,45 @@ fn foreign_and_newer_databases_are_refused_untouched() {
     let err = Store::open(&newer).unwrap_err();
     assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
 }
+
+/// The counts `stats` reads (kept by triggers) against the join they stand for.
+fn counts_match_the_join(store: &Store) {
+    let sql = |q: &str| -> Vec<(i64, String, String, i64)> {
+        let mut stmt = store.conn.prepare(q).unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(Result::unwrap).collect()
+    };
+    let kept = sql("SELECT server_id, category, risk, tools FROM risk_counts WHERE tools > 0 ORDER BY 1, 2, 3");
+    let joined = sql("SELECT t.server_id, c.category, c.risk, count(*) FROM current_tools t
+         JOIN classifications c ON c.fingerprint = t.fingerprint GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
+    assert_eq!(kept, joined);
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.tools, joined.iter().map(|r| r.3 as usize).sum::<usize>());
+}
+
+#[test]
+fn stats_counts_follow_adds_changes_removals_and_reclassification() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join(DB_FILE)).unwrap();
+    let v1 = snapshot("s", vec![Tool::named("get_a"), Tool::named("delete_b"), Tool::named("get_c")]);
+    let other = snapshot("t", vec![Tool::named("get_a"), Tool::named("delete_x")]);
+    store.ingest(&[v1, other], "r1", &mut |t, _| by_name(t)).unwrap();
+    counts_match_the_join(&store);
+    // get_c changes definition, delete_b goes away, a new one comes.
+    let v2 = snapshot(
+        "s",
+        vec![Tool::named("get_a"), Tool::named("get_c").with_description("now longer"), Tool::named("delete_d")],
+    );
+    store.ingest(&[v2], "r1", &mut |t, _| by_name(t)).unwrap();
+    counts_match_the_join(&store);
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.tools, 5);
+    assert_eq!(stats.by_risk["critical"], 2);
+    // A new ruleset that reads everything as a write moves every count.
+    store.reclassify("r2", &mut |_| classification(Category::Write, "r2")).unwrap();
+    counts_match_the_join(&store);
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.by_category["write"], 5);
+    assert_eq!(stats.by_risk["critical"], 0);
+    let s = stats.by_server.iter().find(|s| s.server == "s").unwrap();
+    assert_eq!((s.tools, s.last_outcome.as_deref()), (3, Some("ok")));
+}
