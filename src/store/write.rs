@@ -254,16 +254,25 @@ fn reclassify_in(
     classify: &mut dyn FnMut(&Tool) -> Classification,
     now: &str,
 ) -> Result<usize, StoreError> {
-    let stale: Vec<(String, String)> = tx
-        .prepare(
-            "SELECT c.fingerprint, d.body FROM classifications c JOIN definitions d USING (fingerprint)
-             WHERE c.ruleset <> ?1",
-        )?
-        .query_map([ruleset], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    for (fingerprint, body) in &stale {
-        let tool: Tool = serde_json::from_str(body)?;
-        write_classification(tx, fingerprint, ruleset, &classify(&tool), now)?;
+    // A page at a time: a million stale definitions are gigabytes of bodies. Each page's rows get the new
+    // ruleset, so the next query no longer returns them.
+    const PAGE: i64 = 2_000;
+    let mut count = 0;
+    loop {
+        let stale: Vec<(String, String)> = tx
+            .prepare_cached(
+                "SELECT c.fingerprint, d.body FROM classifications c JOIN definitions d USING (fingerprint)
+                 WHERE c.ruleset <> ?1 LIMIT ?2",
+            )?
+            .query_map(params![ruleset, PAGE], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        if stale.is_empty() {
+            return Ok(count);
+        }
+        for (fingerprint, body) in &stale {
+            let tool: Tool = serde_json::from_str(body)?;
+            write_classification(tx, fingerprint, ruleset, &classify(&tool), now)?;
+        }
+        count += stale.len();
     }
-    Ok(stale.len())
 }
