@@ -136,10 +136,11 @@ impl Catalogue {
         let index_ok = self.take_index_lock()?;
         let (id, _) = self.store.generation()?;
         let started = std::time::Instant::now();
-        let mut classified = self.classify_new(snapshots, classifier)?;
-        let out = self.store.ingest(snapshots, classifier.version(), &mut |tool, fingerprint| {
-            classified.remove(fingerprint).unwrap_or_else(|| classifier.classify(tool))
-        })?;
+        let (prepared, mut classified) = self.classify_new(snapshots, classifier)?;
+        let out =
+            self.store.ingest_prepared(snapshots, &prepared, classifier.version(), &mut |tool, fingerprint| {
+                classified.remove(fingerprint).unwrap_or_else(|| classifier.classify(tool))
+            })?;
         tracing::debug!(servers = snapshots.len(), elapsed = ?started.elapsed(), "stored");
         if out.generation == out.generation_before || !index_ok {
             return Ok(out.reports);
@@ -162,37 +163,69 @@ impl Catalogue {
         Ok(out.reports)
     }
 
-    /// Classify the batch's definitions that the store has not classified with this ruleset, on every core:
-    /// the write transaction that follows is single-threaded, classification need not be.
+    /// Every tool's canonical body and fingerprint, and a classification of the batch's definitions that the store
+    /// has not classified with this ruleset, both on every core: the write transaction that follows is
+    /// single-threaded, hashing and classifying need not be.
+    #[allow(clippy::type_complexity)]
     fn classify_new(
         &self,
         snapshots: &[ServerSnapshot],
         classifier: &Classifier,
-    ) -> Result<HashMap<String, Classification>, CatalogueError> {
-        let tools: Vec<(String, &Tool)> =
-            snapshots.iter().flat_map(|s| &s.tools).map(|t| (crate::model::fingerprint(t), t)).collect();
-        let fingerprints: Vec<String> = tools.iter().map(|(f, _)| f.clone()).collect();
-        let started = std::time::Instant::now();
-        let known = self.store.classified(&fingerprints, classifier.version())?;
-        let pending: Vec<&(String, &Tool)> = tools.iter().filter(|(f, _)| !known.contains(f)).collect();
-        tracing::debug!(tools = tools.len(), pending = pending.len(), elapsed = ?started.elapsed(), "looked up classifications");
+    ) -> Result<(Vec<Vec<crate::store::Prepared>>, HashMap<String, Classification>), CatalogueError> {
+        let tools: usize = snapshots.iter().map(|s| s.tools.len()).sum();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-        if pending.len() < PARALLEL_CLASSIFY_MIN || threads < 2 {
-            // Small batches (a crawl of one server) classify inside the transaction, as they come.
-            return Ok(HashMap::new());
+        let started = std::time::Instant::now();
+        if tools < PARALLEL_CLASSIFY_MIN || threads < 2 {
+            // Small batches (a crawl of one server) hash and classify inside the transaction, as they come.
+            return Ok((Vec::new(), HashMap::new()));
+        }
+        let per = snapshots.len().div_ceil(threads);
+        let prepared: Vec<Vec<crate::store::Prepared>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = snapshots
+                .chunks(per.max(1))
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|s| s.tools.iter().map(crate::store::prepare).collect::<Result<Vec<_>, _>>())
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                })
+                .collect();
+            // A thread that panicked leaves the hashing to the transaction: a missing part would misalign the rest.
+            handles.into_iter().map(|h| h.join().ok()).collect::<Option<Vec<_>>>()
+        })
+        .map(|parts| parts.into_iter().collect::<Result<Vec<_>, _>>())
+        .transpose()?
+        .map(|parts| parts.into_iter().flatten().collect())
+        .unwrap_or_default();
+        if prepared.len() != snapshots.len() {
+            return Ok((Vec::new(), HashMap::new()));
+        }
+        let fingerprints: Vec<String> = prepared.iter().flatten().map(|p| p.fingerprint.clone()).collect();
+        let known = self.store.classified(&fingerprints, classifier.version())?;
+        let pending: Vec<(&str, &Tool)> = snapshots
+            .iter()
+            .zip(&prepared)
+            .flat_map(|(s, p)| s.tools.iter().zip(p))
+            .filter(|(_, p)| !known.contains(&p.fingerprint))
+            .map(|(t, p)| (p.fingerprint.as_str(), t))
+            .collect();
+        tracing::debug!(tools, pending = pending.len(), elapsed = ?started.elapsed(), "hashed and looked up classifications");
+        if pending.is_empty() {
+            return Ok((prepared, HashMap::new()));
         }
         let chunk = pending.len().div_ceil(threads);
         let results: Vec<Vec<(String, Classification)>> = std::thread::scope(|scope| {
             let handles: Vec<_> = pending
                 .chunks(chunk)
                 .map(|part| {
-                    scope.spawn(move || part.iter().map(|(f, t)| (f.clone(), classifier.classify(t))).collect())
+                    scope.spawn(move || part.iter().map(|(f, t)| (f.to_string(), classifier.classify(t))).collect())
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
         });
         tracing::debug!(elapsed = ?started.elapsed(), "classified in parallel");
-        Ok(results.into_iter().flatten().collect())
+        Ok((prepared, results.into_iter().flatten().collect()))
     }
 
     /// Take the index's write lock for this process, waiting up to [`INDEX_LOCK_WAIT`] for another writer to

@@ -38,7 +38,7 @@ pub(crate) use counters::hold_write_lock;
 pub use counters::{CounterCharge, CounterOver, CounterRefund};
 pub use journal::{Approval, AuditQuery, AuditRow, Decision, NewApproval};
 pub use pins::PinSet;
-pub use write::Ingested;
+pub use write::{Ingested, Prepared, prepare};
 
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "catalogue.db";

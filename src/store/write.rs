@@ -45,6 +45,19 @@ impl Store {
         ruleset: &str,
         classify: &mut dyn FnMut(&Tool, &str) -> Classification,
     ) -> Result<Ingested, StoreError> {
+        self.ingest_prepared(snapshots, &[], ruleset, classify)
+    }
+
+    /// [`Store::ingest`] with each tool's canonical body and fingerprint already computed (`prepared[i][j]` for
+    /// `snapshots[i].tools[j]`, see [`prepare`]; an empty slice computes them here): a bulk import computes them
+    /// on every core before the single-threaded transaction.
+    pub fn ingest_prepared(
+        &mut self,
+        snapshots: &[ServerSnapshot],
+        prepared: &[Vec<Prepared>],
+        ruleset: &str,
+        classify: &mut dyn FnMut(&Tool, &str) -> Classification,
+    ) -> Result<Ingested, StoreError> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let generation_before = read_generation(&tx)?;
         let now = now();
@@ -53,8 +66,8 @@ impl Store {
         let reclassified = if stale { reclassify_in(&tx, ruleset, &mut |t| classify(t, ""), &now)? } else { 0 };
         let mut reports = Vec::with_capacity(snapshots.len());
         let mut touched = Vec::new();
-        for snapshot in snapshots {
-            let report = ingest_one(&tx, snapshot, ruleset, classify, &now)?;
+        for (i, snapshot) in snapshots.iter().enumerate() {
+            let report = ingest_one(&tx, snapshot, prepared.get(i).map(Vec::as_slice), ruleset, classify, &now)?;
             if !report.is_empty() && !touched.contains(&snapshot.server) {
                 touched.push(snapshot.server.clone());
             }
@@ -132,9 +145,24 @@ fn upsert_server(
     Ok(id)
 }
 
+/// A tool's canonical JSON body and its fingerprint (the SHA-256 of the body, hex).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub body: String,
+    pub fingerprint: String,
+}
+
+/// The canonical body and fingerprint of a tool.
+pub fn prepare(tool: &Tool) -> Result<Prepared, StoreError> {
+    let body = canonical_json(&serde_json::to_value(tool)?);
+    let fingerprint = hex::encode(Sha256::digest(body.as_bytes()));
+    Ok(Prepared { body, fingerprint })
+}
+
 fn ingest_one(
     tx: &Transaction<'_>,
     snapshot: &ServerSnapshot,
+    prepared: Option<&[Prepared]>,
     ruleset: &str,
     classify: &mut dyn FnMut(&Tool, &str) -> Classification,
     now: &str,
@@ -168,24 +196,30 @@ fn ingest_one(
         "INSERT INTO tool_events(server_id, name, run_id, at, kind, fingerprint, previous)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
-    for tool in &snapshot.tools {
+    for (j, tool) in snapshot.tools.iter().enumerate() {
         if !seen.insert(tool.name.as_str()) {
             // A server listing one name twice is broken; the first definition is the one clients would see.
             tracing::warn!(server = ?snapshot.server, "tool {:?} is listed more than once; keeping the first", tool.name);
             continue;
         }
-        let body = canonical_json(&serde_json::to_value(tool)?);
-        let fingerprint = hex::encode(Sha256::digest(body.as_bytes()));
+        let computed;
+        let Prepared { body, fingerprint } = match prepared.and_then(|p| p.get(j)) {
+            Some(p) => p,
+            None => {
+                computed = prepare(tool)?;
+                &computed
+            }
+        };
         let new_definition = insert_definition.execute(params![fingerprint, tool.name, body, now])? == 1;
         let stored: Option<String> =
             if new_definition { None } else { classified_with.query_row([&fingerprint], |r| r.get(0)).optional()? };
         if stored.as_deref() != Some(ruleset) {
-            let classification = classify(tool, &fingerprint);
-            write_classification(tx, &fingerprint, ruleset, &classification, now)?;
+            let classification = classify(tool, fingerprint);
+            write_classification(tx, fingerprint, ruleset, &classification, now)?;
         }
         let (kind, before) = match previous.get(&tool.name) {
             None => ("added", None),
-            Some(before) if *before == fingerprint => {
+            Some(before) if before == fingerprint => {
                 report.unchanged += 1;
                 continue;
             }
