@@ -9,13 +9,15 @@
 //!
 //! Under `cargo test` (no `--bench` argument) it runs a small catalogue once, as a smoke test.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use toolwarden::catalogue::{Catalogue, SearchQuery};
 use toolwarden::classify::Classifier;
 use toolwarden::model::{Category, Risk, ServerSnapshot, Tool};
+
+mod common;
+use common::{cpu_time, dir_size, latencies, ms, percentile, vm_hwm_kib};
 
 const FAMILIES: &[&str] = &[
     "github",
@@ -237,39 +239,6 @@ fn server(rng: &mut Rng, i: usize, tools: usize) -> ServerSnapshot {
     }
 }
 
-fn vm_hwm_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// CPU time (user + system) of the whole process so far, all threads: on a machine shared with other work, wall
-/// time alone says little. Linux reports it in clock ticks of 1/100 s on every mainstream architecture.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // The command name (field 2) may contain spaces; fields after its closing parenthesis are plain.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<u64> = rest.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
-    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-    Duration::from_millis(ticks * 10)
-}
-
-fn dir_size(path: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else { return std::fs::metadata(path).map_or(0, |m| m.len()) };
-    entries.filter_map(Result::ok).map(|e| dir_size(&e.path())).sum()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
-}
-
 const WORDS: &[&str] = &[
     "delete",
     "delete file",
@@ -312,20 +281,6 @@ fn queries(servers: usize) -> (Vec<SearchQuery>, Vec<SearchQuery>) {
     (plain, filtered)
 }
 
-fn latencies(catalogue: &mut Catalogue, queries: &[SearchQuery], rounds: usize) -> Vec<Duration> {
-    let mut out = Vec::with_capacity(queries.len() * rounds);
-    for _ in 0..rounds {
-        for q in queries {
-            let started = Instant::now();
-            let hits = catalogue.search(q).expect("search");
-            out.push(started.elapsed());
-            std::hint::black_box(hits);
-        }
-    }
-    out.sort();
-    out
-}
-
 fn main() {
     if let Ok(filter) = std::env::var("TOOLWARDEN_LOG") {
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
@@ -362,17 +317,17 @@ fn main() {
         let batch: Vec<ServerSnapshot> = (i..(i + batch_servers).min(servers))
             .map(|s| server(&mut rng, s, per_server.min(total - s * per_server)))
             .collect();
-        let (started, cpu) = (Instant::now(), cpu_time());
+        let (started, cpu) = (Instant::now(), cpu_time("self").unwrap_or_default());
         let reports = catalogue.ingest_many(&batch, &classifier).expect("ingest");
         import_time += started.elapsed();
-        import_cpu += cpu_time().saturating_sub(cpu);
+        import_cpu += cpu_time("self").unwrap_or_default().saturating_sub(cpu);
         assert_eq!(reports.len(), batch.len());
         i += batch_servers;
     }
-    let (started, cpu) = (Instant::now(), cpu_time());
+    let (started, cpu) = (Instant::now(), cpu_time("self").unwrap_or_default());
     catalogue.close().expect("close");
     import_time += started.elapsed();
-    import_cpu += cpu_time().saturating_sub(cpu);
+    import_cpu += cpu_time("self").unwrap_or_default().saturating_sub(cpu);
 
     let started = Instant::now();
     let mut catalogue = Catalogue::open(dir.path()).expect("reopen");
@@ -414,7 +369,7 @@ fn main() {
         import_time.as_secs_f64() / classify_time.as_secs_f64().max(1e-9)
     );
     println!("import CPU time (all threads): {:.2} s", import_cpu.as_secs_f64());
-    println!("peak memory (VmHWM): {:.0} MiB", vm_hwm_kib() as f64 / 1024.0);
+    println!("peak memory (VmHWM): {:.0} MiB", vm_hwm_kib("self").unwrap_or(0) as f64 / 1024.0);
     println!("database: {:.1} MiB, index: {:.1} MiB", db as f64 / 1048576.0, index as f64 / 1048576.0);
     println!("open (with index check): {}", ms(open_time));
     println!(

@@ -20,6 +20,9 @@ use serde_json::Value;
 use toolwarden::catalogue::{Catalogue, SearchQuery};
 use toolwarden::model::{Category, Risk};
 
+mod common;
+use common::{cpu_time, dir_size, latencies, ms, percentile, vm_hwm_kib};
+
 /// Tools per synthetic server: 40,000 servers make a million tools.
 const PER_SERVER: usize = 25;
 
@@ -107,19 +110,6 @@ struct Run {
     peak_kib: u64,
 }
 
-fn proc_field(pid: u32, file: &str, key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
-    text.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-/// CPU time (user + system, all threads) of a live process, from `/proc/PID/stat` (clock ticks of 1/100 s).
-fn proc_cpu(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')').map(|(_, r)| r)?;
-    let fields: Vec<u64> = rest.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
-    Some(Duration::from_millis((fields.get(11)? + fields.get(12)?) * 10))
-}
-
 /// Run `toolwarden ARGS` with the data directory `data`, sampling its peak memory and CPU time until it exits.
 fn toolwarden(data: &Path, args: &[&str]) -> Run {
     let started = Instant::now();
@@ -138,8 +128,8 @@ fn toolwarden(data: &Path, args: &[&str]) -> Run {
             break status;
         }
         // VmHWM is the high-water mark: the last sample before exit is the peak but for a final spike.
-        peak_kib = proc_field(pid, "status", "VmHWM:").unwrap_or(peak_kib);
-        cpu = proc_cpu(pid).unwrap_or(cpu);
+        peak_kib = vm_hwm_kib(&pid.to_string()).unwrap_or(peak_kib);
+        cpu = cpu_time(&pid.to_string()).unwrap_or(cpu);
         std::thread::sleep(Duration::from_millis(5));
     };
     let wall = started.elapsed();
@@ -151,11 +141,6 @@ fn toolwarden(data: &Path, args: &[&str]) -> Run {
     Run { wall, cpu, peak_kib }
 }
 
-fn dir_size(path: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else { return std::fs::metadata(path).map_or(0, |m| m.len()) };
-    entries.filter_map(Result::ok).map(|e| dir_size(&e.path())).sum()
-}
-
 /// `serde_json` reading every capture of the folder into values: the floor for reading the input at all.
 fn parse_baseline(dir: &Path) -> Duration {
     let started = Instant::now();
@@ -164,14 +149,6 @@ fn parse_baseline(dir: &Path) -> Duration {
         std::hint::black_box(serde_json::from_str::<Value>(&text).expect("json"));
     }
     started.elapsed()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
 const WORDS: &[&str] = &[
@@ -192,19 +169,6 @@ const WORDS: &[&str] = &[
     "pull request",
     "kubernetes pod",
 ];
-
-fn latencies(catalogue: &mut Catalogue, queries: &[SearchQuery], rounds: usize) -> Vec<Duration> {
-    let mut out = Vec::with_capacity(queries.len() * rounds);
-    for _ in 0..rounds {
-        for q in queries {
-            let started = Instant::now();
-            std::hint::black_box(catalogue.search(q).expect("search"));
-            out.push(started.elapsed());
-        }
-    }
-    out.sort();
-    out
-}
 
 fn queries() -> (Vec<SearchQuery>, Vec<SearchQuery>) {
     let plain = WORDS.iter().map(|w| SearchQuery { text: Some((*w).into()), limit: 20, ..SearchQuery::default() });
