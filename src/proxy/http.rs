@@ -361,6 +361,13 @@ async fn post_mcp(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
         Ok(heads) => heads,
         Err(e) => return reject(StatusCode::BAD_REQUEST, -32700, &format!("Parse error: {e}")).into_response(),
     };
+    // Refused before any session routing: with the id itself possibly ambiguous, no answer could be routed.
+    if let Err(super::strict::Unreadable::Duplicate(why)) = super::strict::parse(&body) {
+        tracing::warn!("refused a client message with a duplicate key: {why}");
+        let message =
+            format!("Invalid Request: refused by toolwarden: {why} (a server may read duplicate keys differently)");
+        return reject(StatusCode::BAD_REQUEST, -32600, &message).into_response();
+    }
     let requests = request_keys(&heads);
     let is_initialize = heads.is("initialize");
     let (id, session, new) = if session_header(&headers).is_none() && is_initialize {

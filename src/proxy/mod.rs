@@ -25,6 +25,7 @@ pub mod reload;
 pub mod session;
 pub mod sqlite_counters;
 mod stdio;
+pub mod strict;
 pub mod supervisor;
 #[cfg(test)]
 mod test_redis;

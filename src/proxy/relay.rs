@@ -3,9 +3,12 @@
 //! Every message is parsed as a `serde_json::Value` only to route it. What the server sends passes as its
 //! original bytes, so logging, progress, list-changed notifications and the server's own requests (sampling,
 //! elicitation, roots) reach the client exactly as sent, including fields no SDK knows yet. What the client
-//! sends is forwarded as the value the decision was made on, re-serialised: a message with duplicate keys
-//! (`"method":"tools/call","method":"ping"`) must not be read one way by the gate and another way by a server
-//! whose parser keeps the first key. Only two things are ever changed in meaning: `tools/list` results (tools
+//! sends is forwarded as the value the decision was made on, re-serialised; what any two parsers could read
+//! differently is refused outright (duplicate keys, near-miss methods, unclear tool names: see [`super::strict`]),
+//! and so is a call to a name the server did not list, which a server folding case could map onto another tool.
+//! A call to a name this session has not seen listed waits for the proxy's own `tools/list` (ids in the
+//! `toolwarden-` space, never shown to the client) and is then decided again. Only two things are ever changed
+//! in meaning: `tools/list` results (tools
 //! the gate hides are removed) and `tools/call` requests the gate refuses (answered here with an `isError`
 //! result, never forwarded). To know which upstream response is a `tools/list` result, the relay keeps every
 //! in-flight client request by id; the same map answers in-flight requests when the upstream dies or a call
@@ -39,6 +42,8 @@ use super::audit::{self, Audit, Record};
 use super::counters::{Charge, Reservation};
 use super::gate::{Call, CallOutcome, Gate, Refused, Verdict};
 use super::probe::AnswerHead;
+use super::strict::{self, Unreadable};
+use crate::model::text::clean;
 
 /// JSON-RPC error codes we answer with.
 const PARSE_ERROR: i64 = -32700;
@@ -70,6 +75,8 @@ pub struct FromClient {
     pub held: Vec<Held>,
     /// Allowed calls whose limits are to be reserved in a remote store before they go on.
     pub reserving: Vec<Reserving>,
+    /// The proxy's own requests to send upstream (a listing that calls to unlisted tools wait for).
+    pub own: Vec<OwnRequest>,
 }
 
 /// An allowed call waiting for its limits to be reserved ([`Verdict::Reserve`]); hand the outcome of
@@ -156,7 +163,19 @@ impl PinCheck {
 }
 
 enum Kind {
-    ToolsList,
+    /// A client's `tools/list`; `first`: it asked for the first page (no cursor).
+    ToolsList {
+        first: bool,
+    },
+    /// A `tools/call` to a tool this session has not seen listed: it waits for the proxy's own listing
+    /// ([`Relay::list_tools`]) and is then decided as if it had just arrived.
+    AwaitingList {
+        message: Value,
+    },
+    /// The proxy's own `tools/list` request; `page` counts the pages read so far.
+    OwnList {
+        page: u32,
+    },
     ToolsCall {
         tool: String,
         digest: String,
@@ -200,6 +219,58 @@ enum One {
     Held(Held),
     /// Allowed, waiting for its limits to be reserved.
     Reserving(Reserving),
+    /// Waiting for the server's tool list; the proxy's own `tools/list` to send, unless one is on its way.
+    Listing(Option<OwnRequest>),
+}
+
+/// A request the proxy itself sends upstream, with its deadline (id key, serial).
+#[derive(Debug)]
+pub struct OwnRequest {
+    pub message: ToClient,
+    /// (id key, serial) for [`Relay::expire`]; `None` for a notification.
+    pub deadline: Option<(String, u64)>,
+}
+
+/// The tools the server listed in this session, for refusing calls to any other name.
+#[derive(Debug, Default)]
+struct Advertised {
+    names: std::collections::HashSet<String>,
+    /// Every page of a listing was read and the server has not said its list changed since. Until then, a
+    /// call to a name not in `names` waits for a listing instead of being refused.
+    complete: bool,
+    /// The id key of the proxy's own listing in flight.
+    listing: Option<String>,
+}
+
+enum Known {
+    Listed,
+    Unlisted,
+    Unsure,
+}
+
+impl Advertised {
+    fn knows(&self, tool: &str) -> Known {
+        if self.names.contains(tool) {
+            Known::Listed
+        } else if self.complete {
+            Known::Unlisted
+        } else {
+            Known::Unsure
+        }
+    }
+}
+
+/// At most this many pages are read by the proxy's own listing (a server paging forever is not believed).
+const MAX_LIST_PAGES: u32 = 1000;
+
+/// What the relay has to send after an upstream message or a deadline, besides the answer it returns: the next
+/// page of its own listing, refusals, and calls to decide again now that the tool list is known.
+#[derive(Debug, Default)]
+pub struct Queued {
+    pub upstream: Vec<OwnRequest>,
+    pub client: Vec<ToClient>,
+    /// Client messages to pass through [`Relay::from_client`] again.
+    pub again: Vec<Vec<u8>>,
 }
 
 /// The id prefix of requests the proxy itself sends to the client.
@@ -220,6 +291,8 @@ pub struct Relay {
     elicits: AtomicBool,
     /// Our `elicitation/create` requests waiting for the client's answer, by id key.
     elicitations: Mutex<HashMap<String, tokio::sync::oneshot::Sender<Value>>>,
+    advertised: Mutex<Advertised>,
+    queued: Mutex<Queued>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -244,6 +317,8 @@ impl Relay {
             pinned: None,
             elicits: AtomicBool::new(false),
             elicitations: Mutex::default(),
+            advertised: Mutex::default(),
+            queued: Mutex::default(),
         }
     }
 
@@ -287,6 +362,195 @@ impl Relay {
         &self.session
     }
 
+    fn advertised(&self) -> std::sync::MutexGuard<'_, Advertised> {
+        self.advertised.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What became due besides the returned answers (see [`Queued`]); the session sends it.
+    pub fn take_queued(&self) -> Queued {
+        std::mem::take(&mut *self.queued.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queued> {
+        self.queued.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The proxy's own `tools/list` (page after `cursor`), unless the first page of one is already on its way.
+    fn list_tools(&self, cursor: Option<(Value, u32)>) -> Option<OwnRequest> {
+        let mut inflight = self.lock();
+        let mut advertised = self.advertised();
+        if cursor.is_none() && advertised.listing.is_some() {
+            return None;
+        }
+        let id = Value::String(format!("{OWN_ID_PREFIX}list-{}", uuid::Uuid::new_v4()));
+        let key = id.to_string();
+        let (params, page) = match cursor {
+            Some((cursor, page)) => (json!({"cursor": cursor}), page),
+            None => (json!({}), 0),
+        };
+        let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+        advertised.listing = Some(key.clone());
+        drop(advertised);
+        let msg = json!({"jsonrpc": "2.0", "id": &id, "method": "tools/list", "params": params});
+        inflight.insert(key.clone(), Pending { id, kind: Kind::OwnList { page }, serial, started: Instant::now() });
+        let message = ToClient { bytes: serde_json::to_vec(&msg).unwrap_or_default(), answers: vec![key.clone()] };
+        Some(OwnRequest { message, deadline: Some((key, serial)) })
+    }
+
+    /// Remember the names of a listing page the server sent (to the client or to the proxy).
+    fn note_listed(&self, result: &Value, first: bool) {
+        let Some(tools) = result.get("tools").and_then(Value::as_array) else { return };
+        let last = result.get("nextCursor").is_none_or(Value::is_null);
+        let mut advertised = self.advertised();
+        if first {
+            advertised.names.clear();
+        }
+        advertised.names.extend(tools.iter().filter_map(|t| t.get("name")?.as_str()).map(str::to_string));
+        if first && last {
+            advertised.complete = true;
+        }
+    }
+
+    /// An answer to the proxy's own listing: read the next page, or decide the waiting calls again (or refuse
+    /// them, when the server would not list its tools).
+    fn own_list_answered(&self, msg: &Value, page: u32) {
+        let result = msg.get("result").filter(|r| r.get("tools").is_some_and(Value::is_array));
+        let failure = match result {
+            None => Some(match msg.pointer("/error/message").and_then(Value::as_str) {
+                Some(m) => format!("the server answered its tools/list with an error: {}", clean(m, 200)),
+                None => "the server's answer to tools/list has no tool list".to_string(),
+            }),
+            Some(result) => {
+                if let (Some(pinned), Some(tools)) = (&self.pinned, result.get("tools").and_then(Value::as_array)) {
+                    for tool in tools {
+                        pinned.admits_listed(tool);
+                    }
+                }
+                let cursor = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
+                {
+                    let mut advertised = self.advertised();
+                    if page == 0 {
+                        advertised.names.clear();
+                    }
+                    let tools = result.get("tools").and_then(Value::as_array).into_iter().flatten();
+                    advertised.names.extend(tools.filter_map(|t| t.get("name")?.as_str()).map(str::to_string));
+                }
+                match cursor {
+                    Some(_) if page + 1 >= MAX_LIST_PAGES => {
+                        Some(format!("the server's tool list goes on for more than {MAX_LIST_PAGES} pages"))
+                    }
+                    Some(cursor) => {
+                        if let Some(next) = self.list_tools(Some((cursor, page + 1))) {
+                            self.queue().upstream.push(next);
+                        }
+                        return;
+                    }
+                    None => {
+                        self.advertised().complete = true;
+                        None
+                    }
+                }
+            }
+        };
+        self.release_waiting(failure.as_deref());
+    }
+
+    /// The proxy's own listing ended: decide the calls that waited for it again, or refuse them with `failure`.
+    fn release_waiting(&self, failure: Option<&str>) {
+        self.advertised().listing = None;
+        let waiting: Vec<Pending> = {
+            let mut inflight = self.lock();
+            let keys: Vec<String> = inflight
+                .iter()
+                .filter(|(_, p)| matches!(p.kind, Kind::AwaitingList { .. }))
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.iter().filter_map(|k| inflight.remove(k)).collect()
+        };
+        let mut queue = self.queue();
+        for pending in waiting {
+            let Kind::AwaitingList { message } = pending.kind else { continue };
+            match failure {
+                None => queue.again.push(serde_json::to_vec(&message).unwrap_or_default()),
+                Some(why) => {
+                    let tool = message.pointer("/params/name").and_then(Value::as_str).unwrap_or("");
+                    let why = format!("cannot check that `{tool}` is one of the server's tools: {why}");
+                    self.audit_decision(tool, &Value::Null, "deny", Some("unlisted-tool"), Some(&why));
+                    let answer = refusal(pending.id, &why);
+                    let answers = id_key(&answer).into_iter().collect();
+                    queue.client.push(ToClient { bytes: serde_json::to_vec(&answer).unwrap_or_default(), answers });
+                }
+            }
+        }
+    }
+
+    /// A message with a duplicate key: every request in it is refused (with its id, when the id itself is not
+    /// the duplicated key), and nothing is forwarded.
+    fn refuse_duplicates(&self, raw: &[u8], why: &str) -> Vec<ToClient> {
+        // Each read on its own, so that a duplicated `method` does not hide the id, nor the other way round.
+        #[derive(serde::Deserialize)]
+        struct Id {
+            #[serde(default)]
+            id: Option<Value>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Method {
+            #[serde(default)]
+            method: Option<Value>,
+        }
+        let message =
+            format!("Invalid Request: refused by toolwarden: {why} (a server may read duplicate keys differently)");
+        tracing::warn!(session = %self.session, "refused a client message with a duplicate key: {why}");
+        let items: Vec<&serde_json::value::RawValue> = match serde_json::from_slice(raw) {
+            Ok(items) => items,
+            Err(_) => match serde_json::from_slice(raw) {
+                Ok(one) => vec![one],
+                Err(_) => return vec![error_message(Value::Null, INVALID_REQUEST, &message)],
+            },
+        };
+        let mut answers = Vec::new();
+        for item in items {
+            // `Err`: the key itself is duplicated.
+            let id = serde_json::from_str::<Id>(item.get()).map(|e| e.id);
+            let method = serde_json::from_str::<Method>(item.get()).map(|e| e.method);
+            let is_call = match &method {
+                Ok(m) => m.as_ref().and_then(Value::as_str) == Some("tools/call"),
+                Err(_) => true,
+            };
+            if is_call {
+                self.audit_decision("", &Value::Null, "invalid", None, Some(why));
+            }
+            let request = !matches!(method, Ok(None));
+            match id {
+                Ok(Some(id)) if request => answers.push(error_message(id, INVALID_REQUEST, &message)),
+                Err(_) => answers.push(error_message(Value::Null, INVALID_REQUEST, &message)),
+                Ok(_) => {}
+            }
+        }
+        answers
+    }
+
+    /// A method that is a known MCP method only after folding case or dropping invisible characters.
+    fn refuse_near_method(&self, obj: &serde_json::Map<String, Value>, method: &str, known: &str) -> One {
+        let why = format!(
+            "`{}` is not an MCP method, but a server that reads methods loosely would take it for `{known}`",
+            clean(method, 80)
+        );
+        tracing::warn!(session = %self.session, "refused a client message: {why}");
+        if known == "tools/call" {
+            let tool = obj.get("params").and_then(|p| p.get("name")).and_then(Value::as_str).unwrap_or("");
+            self.audit_decision(tool, &Value::Null, "invalid", None, Some(&why));
+        }
+        match obj.get("id") {
+            Some(id) if valid_id(id).is_some() => One::Answer(Some(error_value(
+                id.clone(),
+                INVALID_REQUEST,
+                &format!("Invalid Request: refused by toolwarden: {why}"),
+            ))),
+            _ => One::Answer(None),
+        }
+    }
+
     /// Number of client requests waiting for the upstream.
     pub fn in_flight(&self) -> usize {
         self.lock().len()
@@ -299,11 +563,15 @@ impl Relay {
     /// Route one message (or batch) from the client.
     pub fn from_client(&self, raw: &[u8]) -> FromClient {
         let mut out = FromClient::default();
-        let value: Value = match serde_json::from_slice(raw) {
+        let value: Value = match strict::parse(raw) {
             Ok(v) => v,
-            Err(e) => {
+            Err(Unreadable::Syntax(e)) => {
                 tracing::warn!(session = %self.session, "client sent a message that is not JSON: {e}");
                 out.client.push(error_message(Value::Null, PARSE_ERROR, &format!("Parse error: {e}")));
+                return out;
+            }
+            Err(Unreadable::Duplicate(why)) => {
+                out.client.extend(self.refuse_duplicates(raw, &why));
                 return out;
             }
         };
@@ -319,6 +587,7 @@ impl Relay {
                 let mut answered = Vec::new();
                 for item in items {
                     match self.one_from_client(&item, &mut out.deadlines) {
+                        One::Listing(own) => out.own.extend(own),
                         One::Held(held) => out.held.push(held),
                         One::Reserving(r) => out.reserving.push(r),
                         One::Forward(key) => {
@@ -341,6 +610,7 @@ impl Relay {
                 }
             }
             value => match self.one_from_client(&value, &mut out.deadlines) {
+                One::Listing(own) => out.own.extend(own),
                 One::Held(held) => out.held.push(held),
                 One::Reserving(r) => out.reserving.push(r),
                 One::Forward(key) => {
@@ -363,6 +633,11 @@ impl Relay {
         };
         let id = obj.get("id");
         let method = obj.get("method");
+        if let Some(Value::String(method)) = method
+            && let Some(known) = strict::near_method(method)
+        {
+            return self.refuse_near_method(obj, method, known);
+        }
         match (method, id) {
             (Some(Value::String(method)), Some(id)) => {
                 let Some(key) = valid_id(id) else {
@@ -381,7 +656,9 @@ impl Relay {
                     )));
                 }
                 let kind = match method.as_str() {
-                    "tools/list" => Kind::ToolsList,
+                    "tools/list" => {
+                        Kind::ToolsList { first: obj.get("params").and_then(|p| p.get("cursor")).is_none() }
+                    }
                     "tools/call" => match self.decide(msg, id, obj.get("params")) {
                         Ok(kind) => kind,
                         Err(answer) => return One::Answer(Some(answer)),
@@ -399,6 +676,11 @@ impl Relay {
                     let reserving = Reserving { key: key.clone(), charges: std::mem::take(charges) };
                     inflight.insert(key, Pending { id: id.clone(), kind, serial, started: Instant::now() });
                     return One::Reserving(reserving);
+                }
+                if matches!(kind, Kind::AwaitingList { .. }) {
+                    inflight.insert(key, Pending { id: id.clone(), kind, serial, started: Instant::now() });
+                    drop(inflight);
+                    return One::Listing(self.list_tools(None));
                 }
                 if let Kind::Held { call, reason, rule, .. } = &kind {
                     let held =
@@ -454,6 +736,10 @@ impl Relay {
             },
             _ => Err("params must be an object with a tool name"),
         };
+        let parsed = parsed.and_then(|(tool, args)| match strict::unclear_name(&tool) {
+            Some(why) => Err(why),
+            None => Ok((tool, args)),
+        });
         let (tool, arguments) = match parsed {
             Ok(p) => p,
             Err(why) => {
@@ -466,6 +752,18 @@ impl Relay {
                 ));
             }
         };
+        match self.advertised().knows(&tool) {
+            Known::Listed => {}
+            Known::Unsure => return Ok(Kind::AwaitingList { message: msg.clone() }),
+            Known::Unlisted => {
+                let why = format!(
+                    "`{tool}` is not among the tools this server lists (names must match exactly: a server that \
+                     folds case or trims characters could run another tool than the one the policy decided on)"
+                );
+                self.audit_decision(&tool, &arguments, "deny", Some("unlisted-tool"), Some(&why));
+                return Err(refusal(id.clone(), &why));
+            }
+        }
         if let Some(why) = self.pinned.as_ref().and_then(|p| p.refuses(&tool)) {
             self.audit_decision(&tool, &arguments, "deny", Some("require-pinned"), Some(&why));
             return Err(refusal(id.clone(), &why));
@@ -536,7 +834,7 @@ impl Relay {
         let value: Value = match serde_json::from_slice(raw) {
             Ok(v) => v,
             Err(e) => {
-                let shown = crate::cli::output::clean(&String::from_utf8_lossy(&raw[..raw.len().min(200)]), 200);
+                let shown = clean(&String::from_utf8_lossy(&raw[..raw.len().min(200)]), 200);
                 tracing::warn!(session = %self.session, "upstream sent a line that is not JSON-RPC ({e}): {shown}");
                 return None;
             }
@@ -574,7 +872,7 @@ impl Relay {
         let key = head.id.as_ref().and_then(valid_id)?;
         let pending = {
             let mut inflight = self.lock();
-            if matches!(inflight.get(&key)?.kind, Kind::ToolsList) {
+            if matches!(inflight.get(&key)?.kind, Kind::ToolsList { .. } | Kind::OwnList { .. }) {
                 return None;
             }
             inflight.remove(&key)?
@@ -595,6 +893,9 @@ impl Relay {
         let unchanged = |msg: Value| if raw.is_some() { None } else { Some(msg) };
         let is_response = msg.get("method").is_none() && (msg.get("result").is_some() || msg.get("error").is_some());
         if !is_response {
+            if msg.get("method").and_then(Value::as_str) == Some("notifications/tools/list_changed") {
+                self.advertised().complete = false;
+            }
             return Some((unchanged(msg), None));
         }
         let key = msg.get("id").and_then(valid_id);
@@ -604,7 +905,14 @@ impl Relay {
             return None;
         };
         match pending.kind {
-            Kind::ToolsList => {
+            Kind::OwnList { page } => {
+                self.own_list_answered(&msg, page);
+                None
+            }
+            Kind::ToolsList { first } => {
+                if let Some(result) = msg.get("result") {
+                    self.note_listed(result, first);
+                }
                 if let Some(Value::Array(tools)) = msg.pointer_mut("/result/tools") {
                     // A tool without a string name cannot be matched against a rule, so it is not shown.
                     tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(|n| self.gate.visible(n)));
@@ -625,7 +933,9 @@ impl Relay {
                 self.audit_finished(call, if failed { "error" } else { "ok" }, pending.started);
                 Some((unchanged(msg), key))
             }
-            Kind::Other | Kind::Held { .. } | Kind::Reserving { .. } => Some((unchanged(msg), key)),
+            Kind::Other | Kind::Held { .. } | Kind::Reserving { .. } | Kind::AwaitingList { .. } => {
+                Some((unchanged(msg), key))
+            }
         }
     }
 
@@ -654,7 +964,8 @@ impl Relay {
     fn withdraw(&self, key: &str) -> bool {
         let pending = {
             let mut inflight = self.lock();
-            if !matches!(inflight.get(key).map(|p| &p.kind), Some(Kind::Held { .. } | Kind::Reserving { .. })) {
+            let kind = inflight.get(key).map(|p| &p.kind);
+            if !matches!(kind, Some(Kind::Held { .. } | Kind::Reserving { .. } | Kind::AwaitingList { .. })) {
                 return false;
             }
             inflight.remove(key)
@@ -769,8 +1080,18 @@ impl Relay {
     /// The upstream is gone: answer every request still in flight with an error.
     pub fn upstream_closed(&self, why: &str) -> Vec<ToClient> {
         let drained: Vec<(String, Pending)> = self.lock().drain().collect();
+        {
+            // A restarted server may list other tools: the next unlisted name asks it again.
+            let mut advertised = self.advertised();
+            advertised.listing = None;
+            advertised.complete = false;
+        }
         let message = format!("toolwarden: the upstream server closed before answering ({why})");
-        drained.into_iter().map(|(key, p)| self.fail(key, p, UPSTREAM_CLOSED, &message, "upstream_closed")).collect()
+        drained
+            .into_iter()
+            .filter(|(_, p)| !matches!(p.kind, Kind::OwnList { .. }))
+            .map(|(key, p)| self.fail(key, p, UPSTREAM_CLOSED, &message, "upstream_closed"))
+            .collect()
     }
 
     /// A forwarded call's deadline passed. If it is still in flight (same id and serial), answer it with an
@@ -785,6 +1106,12 @@ impl Relay {
         };
         let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
             "params": {"requestId": &pending.id, "reason": "timed out in toolwarden"}});
+        if let Kind::OwnList { .. } = pending.kind {
+            self.release_waiting(Some(&format!("the server did not list its tools within {after_secs} s")));
+            let bytes = serde_json::to_vec(&cancel).unwrap_or_default();
+            self.queue().upstream.push(OwnRequest { message: ToClient { bytes, answers: Vec::new() }, deadline: None });
+            return None;
+        }
         let message = format!("toolwarden: the upstream server did not answer within {after_secs} s");
         let answer = self.fail(key.to_string(), pending, UPSTREAM_TIMEOUT, &message, "timeout");
         Some((answer, serde_json::to_vec(&cancel).unwrap_or_default()))

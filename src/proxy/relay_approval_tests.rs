@@ -16,7 +16,9 @@ const POLICY: &str = r#"{"version":"1","default":"allow",
 fn relay(approvals: bool) -> Relay {
     let compiled = policy::load(&policy::Source::new(policy::Syntax::Json, POLICY)).unwrap();
     let gate = PolicyGate::new(compiled, Arc::new(MemoryCounters::new()));
-    Relay::new(Arc::new(gate), Arc::new(Audit::disabled()), "s".into(), None).with_approvals(approvals)
+    let r = Relay::new(Arc::new(gate), Arc::new(Audit::disabled()), "s".into(), None).with_approvals(approvals);
+    super::tests::list(&r, &["drop", "echo"]);
+    r
 }
 
 fn parse(bytes: &[u8]) -> Value {
@@ -63,6 +65,7 @@ fn an_approved_call_is_charged_against_its_limits_and_a_refused_approval_is_not(
     let counters = Arc::new(MemoryCounters::new());
     let gate = PolicyGate::new(compiled, Arc::clone(&counters) as Arc<dyn crate::proxy::counters::CounterStore>);
     let r = Relay::new(Arc::new(gate), Arc::new(Audit::disabled()), "s".into(), None).with_approvals(true);
+    super::tests::list(&r, &["drop"]);
     let used = || counters.used("drops|global", crate::proxy::counters::Window::Day, crate::proxy::counters::now());
     // Held and refused: nothing counted.
     let held = r.from_client(&call(json!(1), "drop")).held.remove(0);
@@ -123,11 +126,16 @@ fn a_pin_hides_changed_and_new_tools_and_refuses_their_calls() {
     let a = json!({"name": "a", "description": "one", "inputSchema": {"type": "object"}});
     let tool: crate::model::Tool = serde_json::from_value(a.clone()).unwrap();
     let pinned = [("a".to_string(), crate::model::fingerprint(&tool)), ("b".to_string(), "0".repeat(64))].into();
-    let r = relay(true).with_pinned(Some(Arc::new(Pinned::new("srv".into(), pinned))));
-    // Before any listing nothing pinned is callable: no definition was checked yet.
-    let out = r.from_client(&call(json!(9), "a"));
-    assert!(out.upstream.is_none());
-    assert!(parse(&out.client[0].bytes)["result"]["content"][0]["text"].as_str().unwrap().contains("not listed"));
+    let compiled = policy::load(&policy::Source::new(policy::Syntax::Json, POLICY)).unwrap();
+    let gate = PolicyGate::new(compiled, Arc::new(MemoryCounters::new()));
+    let r = Relay::new(Arc::new(gate), Arc::new(Audit::disabled()), "s".into(), None)
+        .with_pinned(Some(Arc::new(Pinned::new("srv".into(), pinned))));
+    // Before any listing a call waits for the proxy's own listing, which checks the definitions against the pin.
+    let own = r.from_client(&call(json!(9), "a")).own.pop().expect("the proxy lists the tools first");
+    let listed = json!({"jsonrpc":"2.0","id":parse(&own.message.bytes)["id"],"result":{"tools":[a]}});
+    assert!(r.from_upstream(&serde_json::to_vec(&listed).unwrap()).is_none());
+    let again = r.take_queued().again;
+    assert!(r.from_client(&again[0]).upstream.is_some(), "the pinned definition was listed: the call goes on");
     r.from_client(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
     let list =
         json!({"jsonrpc":"2.0","id":1,"result":{"tools":[a, {"name":"b","description":"changed"}, {"name":"c"}]}});
@@ -157,7 +165,7 @@ fn a_cancelled_held_call_is_withdrawn_and_never_forwarded() {
     assert!(!r.is_held(&key));
     assert!(r.approved(&key, "alice").is_none(), "a later approval forwards nothing");
     // The id is free again; a cancellation of a forwarded call still goes upstream.
-    let out = r.from_client(&call(json!(5), "other"));
+    let out = r.from_client(&call(json!(5), "echo"));
     assert!(out.upstream.is_some());
     assert!(r.from_client(&cancelled(json!(5))).upstream.is_some());
 }

@@ -14,7 +14,17 @@ const POLICY: &str = r#"{"version":"1","default":"allow","hide":["secret"],
 fn relay() -> Relay {
     let compiled = policy::load(&policy::Source::new(policy::Syntax::Json, POLICY)).unwrap();
     let gate = PolicyGate::new(compiled, Arc::new(MemoryCounters::new()));
-    Relay::new(Arc::new(gate), Arc::new(Audit::disabled()), "s".into(), None)
+    let r = Relay::new(Arc::new(gate), Arc::new(Audit::disabled()), "s".into(), None);
+    list(&r, &["echo", "nuke", "secret", "other"]);
+    r
+}
+
+/// The client lists the server's tools (`names`), as clients do before calling them.
+pub(super) fn list(r: &Relay, names: &[&str]) {
+    assert!(r.from_client(br#"{"jsonrpc":"2.0","id":"list","method":"tools/list"}"#).upstream.is_some());
+    let tools: Vec<Value> = names.iter().map(|n| json!({"name": n, "inputSchema": {"type": "object"}})).collect();
+    let result = json!({"jsonrpc":"2.0","id":"list","result":{"tools":tools}});
+    r.from_upstream(&serde_json::to_vec(&result).unwrap()).unwrap();
 }
 
 fn parse(bytes: &[u8]) -> Value {
@@ -41,20 +51,135 @@ fn messages_pass_unchanged() {
 }
 
 #[test]
-fn duplicate_keys_reach_the_server_as_the_gate_read_them() {
+fn messages_with_duplicate_keys_are_refused_whole_and_never_forwarded() {
     let r = relay();
-    // The gate reads the last duplicate, `nuke`, and refuses.
-    let out =
-        r.from_client(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"nuke"}}"#);
+    // Whichever duplicate a reader keeps, the server must not get a chance to read it otherwise than the gate.
+    for raw in [
+        &br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"nuke"}}"#[..],
+        br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"nuke","name":"echo"}}"#,
+        br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","method":"ping","params":{"name":"echo"}}"#,
+        br#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{"a":1,"a":2}}}"#,
+    ] {
+        let out = r.from_client(raw);
+        assert!(out.upstream.is_none(), "{}", String::from_utf8_lossy(raw));
+        let answer = parse(&out.client[0].bytes);
+        assert_eq!(answer["error"]["code"], json!(-32600));
+        assert!(answer["error"]["message"].as_str().unwrap().contains("duplicate key"), "{answer}");
+    }
+    let out = r.from_client(br#"{"jsonrpc":"2.0","id":5,"id":6,"method":"ping"}"#);
     assert!(out.upstream.is_none());
-    // The gate reads `echo`; a server keeping the first duplicate must not find `nuke` in what we forward.
-    let out =
-        r.from_client(br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"nuke","name":"echo"}}"#);
-    let sent = String::from_utf8(out.upstream.unwrap()).unwrap();
-    assert!(!sent.contains("nuke"), "{sent}");
-    let out = r.from_client(br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","method":"ping"}"#);
-    let sent = String::from_utf8(out.upstream.unwrap()).unwrap();
-    assert!(!sent.contains("tools/call"), "{sent}");
+    assert_eq!(parse(&out.client[0].bytes)["id"], Value::Null, "the id itself is ambiguous");
+    // In a batch every request is answered, and nothing of it goes upstream.
+    let out = r.from_client(
+        br#"[{"jsonrpc":"2.0","id":7,"method":"ping"},{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"echo","name":"nuke"}},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#,
+    );
+    assert!(out.upstream.is_none());
+    let ids: Vec<Value> = out.client.iter().map(|a| parse(&a.bytes)["id"].clone()).collect();
+    assert_eq!(ids, [json!(7), json!(8)]);
+    assert_eq!(r.in_flight(), 0);
+}
+
+#[test]
+fn methods_that_only_look_like_mcp_methods_are_refused() {
+    let r = relay();
+    for method in ["TOOLS/CALL", "Tools/call", "tools/call\\u200b", " tools/call", "tools/call\\u0000"] {
+        let raw = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"name":"nuke"}}}}"#);
+        let out = r.from_client(raw.as_bytes());
+        assert!(out.upstream.is_none(), "{method}");
+        let answer = parse(&out.client[0].bytes);
+        assert_eq!(answer["id"], json!(1));
+        assert!(answer["error"]["message"].as_str().unwrap().contains("`tools/call`"), "{answer}");
+    }
+    // As a notification it is dropped; methods no MCP method resembles pass (vendor extensions).
+    assert!(r.from_client(br#"{"jsonrpc":"2.0","method":"TOOLS/CALL","params":{"name":"nuke"}}"#).upstream.is_none());
+    assert!(r.from_client(br#"{"jsonrpc":"2.0","method":"Notifications/Initialized"}"#).upstream.is_none());
+    assert!(r.from_client(br#"{"jsonrpc":"2.0","id":2,"method":"vendor/Thing"}"#).upstream.is_some());
+}
+
+#[test]
+fn calls_to_names_the_server_did_not_list_are_refused_however_close() {
+    let r = relay();
+    for name in ["ECHO", "Echo", "echo\\u0000", "echo\\u200b", "echo ", "ech", "echo\\n"] {
+        let raw = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{name}"}}}}"#);
+        let out = r.from_client(raw.as_bytes());
+        assert!(out.upstream.is_none() && out.own.is_empty(), "{name}");
+        let answer = String::from_utf8(out.client[0].bytes.clone()).unwrap();
+        assert!(
+            answer.contains("not among the tools this server lists") || answer.contains("the tool name"),
+            "{answer}"
+        );
+    }
+    assert!(r.from_client(&call(2, "echo")).upstream.is_some());
+}
+
+/// Answer the proxy's own listing request `own` with one page.
+fn answer_own(r: &Relay, own: &OwnRequest, names: &[&str], next: Option<&str>) -> Queued {
+    let id = parse(&own.message.bytes)["id"].clone();
+    let tools: Vec<Value> = names.iter().map(|n| json!({"name": n})).collect();
+    let mut result = json!({"tools": tools});
+    if let Some(next) = next {
+        result["nextCursor"] = json!(next);
+    }
+    let answer = json!({"jsonrpc":"2.0","id":id,"result":result});
+    assert!(r.from_upstream(&serde_json::to_vec(&answer).unwrap()).is_none(), "the client never sees our listing");
+    r.take_queued()
+}
+
+#[test]
+fn a_call_before_any_listing_waits_for_the_proxys_own_listing_of_every_page() {
+    let compiled = policy::load(&policy::Source::new(policy::Syntax::Json, POLICY)).unwrap();
+    let gate = PolicyGate::new(compiled, Arc::new(MemoryCounters::new()));
+    let r = Relay::new(Arc::new(gate), Arc::new(Audit::disabled()), "s".into(), None);
+    let mut out = r.from_client(&call(1, "late"));
+    assert!(out.upstream.is_none() && out.client.is_empty());
+    let own = out.own.pop().expect("the proxy lists the tools itself");
+    assert_eq!(parse(&own.message.bytes)["method"], json!("tools/list"));
+    // A second call meanwhile waits for the same listing.
+    assert!(r.from_client(&call(2, "ECHO")).own.is_empty());
+    let mut queued = answer_own(&r, &own, &["echo"], Some("p2"));
+    let next = queued.upstream.pop().expect("the next page is asked for");
+    assert_eq!(parse(&next.message.bytes)["params"]["cursor"], json!("p2"));
+    assert!(queued.again.is_empty());
+    let queued = answer_own(&r, &next, &["late"], None);
+    assert_eq!(queued.again.len(), 2, "both calls are decided again");
+    let decided: Vec<FromClient> = queued.again.iter().map(|m| r.from_client(m)).collect();
+    let forwarded: Vec<&FromClient> = decided.iter().filter(|o| o.upstream.is_some()).collect();
+    assert_eq!(forwarded.len(), 1);
+    assert_eq!(parse(forwarded[0].upstream.as_ref().unwrap())["params"]["name"], json!("late"));
+    let refused = decided.iter().find(|o| o.upstream.is_none()).unwrap();
+    assert!(String::from_utf8_lossy(&refused.client[0].bytes).contains("not among the tools this server lists"));
+}
+
+#[test]
+fn a_listing_that_fails_or_times_out_refuses_the_waiting_calls_and_list_changed_asks_again() {
+    let compiled = policy::load(&policy::Source::new(policy::Syntax::Json, POLICY)).unwrap();
+    let gate = PolicyGate::new(compiled, Arc::new(MemoryCounters::new()));
+    let r = Relay::new(Arc::new(gate), Arc::new(Audit::disabled()), "s".into(), None);
+    let own = r.from_client(&call(1, "echo")).own.pop().unwrap();
+    let id = parse(&own.message.bytes)["id"].clone();
+    let error = json!({"jsonrpc":"2.0","id":id,"error":{"code":-32601,"message":"no tools here"}});
+    assert!(r.from_upstream(&serde_json::to_vec(&error).unwrap()).is_none());
+    let queued = r.take_queued();
+    let refusal = parse(&queued.client[0].bytes);
+    assert_eq!((refusal["id"].clone(), refusal["result"]["isError"].clone()), (json!(1), json!(true)));
+    assert!(refusal.to_string().contains("no tools here"), "{refusal}");
+    // The next call asks again; this time the server never answers.
+    let own = r.from_client(&call(2, "echo")).own.pop().expect("a failed listing is tried again");
+    let (key, serial) = own.deadline.unwrap();
+    assert!(r.expire(&key, serial, 2.0).is_none(), "the client is not told about our own request");
+    let queued = r.take_queued();
+    assert!(String::from_utf8_lossy(&queued.client[0].bytes).contains("did not list its tools within 2 s"));
+    assert_eq!(parse(&queued.upstream[0].message.bytes)["method"], json!("notifications/cancelled"));
+    assert_eq!(r.in_flight(), 0);
+    // Listed, then the server says its list changed: a new name is looked up again, known names still pass.
+    list(&r, &["echo"]);
+    assert!(r.from_client(&call(3, "fresh")).upstream.is_none());
+    r.from_upstream(br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#).unwrap();
+    assert!(r.from_client(&call(4, "echo")).upstream.is_some());
+    let mut out = r.from_client(&call(5, "fresh"));
+    let own = out.own.pop().expect("a changed list is read again");
+    let queued = answer_own(&r, &own, &["echo", "fresh"], None);
+    assert!(r.from_client(&queued.again[0]).upstream.is_some());
 }
 
 #[test]
@@ -186,6 +311,7 @@ fn calls_with_remote_limits_wait_for_their_reservation_then_go_on_or_are_refused
     let compiled = policy::load(&policy::Source::new(policy::Syntax::Json, POLICY)).unwrap();
     let gate = PolicyGate::new(compiled, Arc::new(Remote(MemoryCounters::new())));
     let r = Relay::new(Arc::new(gate), Arc::new(Audit::disabled()), "s".into(), None);
+    list(&r, &["echo", "other"]);
     let reserve = |id: u64| {
         let mut out = r.from_client(&call(id, "echo"));
         assert!(out.upstream.is_none() && out.client.is_empty(), "nothing goes anywhere before the reservation");

@@ -132,6 +132,7 @@ impl Session {
             }
         };
         let out = self.relay.from_client(raw);
+        self.send_own(out.own);
         for held in out.held {
             let session = Arc::clone(self);
             self.runtime.spawn(async move { session.decide_held(held).await });
@@ -218,12 +219,36 @@ impl Session {
     }
 
     /// A message (or batch) from the upstream; returns the keys of the client requests it answered.
-    pub fn from_upstream(&self, raw: &[u8]) -> Vec<String> {
-        let Some(message) = self.relay.from_upstream(raw) else { return Vec::new() };
+    pub fn from_upstream(self: &Arc<Self>, raw: &[u8]) -> Vec<String> {
+        let message = self.relay.from_upstream(raw);
+        self.send_queued();
+        let Some(message) = message else { return Vec::new() };
         self.disarm(&message.answers);
         let answered = message.answers.clone();
         self.to_client.send(message);
         answered
+    }
+
+    /// The proxy's own requests upstream, with their deadlines.
+    fn send_own(&self, own: Vec<super::relay::OwnRequest>) {
+        for request in own {
+            self.to_upstream.send(request.message);
+            self.arm(request.deadline.into_iter().collect());
+        }
+    }
+
+    /// What the relay queued besides its answers: its own next requests, refusals, and calls that waited for the
+    /// tool list and are decided now.
+    fn send_queued(self: &Arc<Self>) {
+        let queued = self.relay.take_queued();
+        self.send_own(queued.upstream);
+        for answer in queued.client {
+            self.disarm(&answer.answers);
+            self.to_client.send(answer);
+        }
+        for message in queued.again {
+            self.from_client(&message);
+        }
     }
 
     fn disarm(&self, answered: &[String]) {
@@ -345,5 +370,6 @@ async fn expire_calls(session: Weak<Session>, wake: Arc<Notify>) {
                 s.to_upstream.send(ToClient { bytes: cancel, answers: Vec::new() });
             }
         }
+        s.send_queued();
     }
 }

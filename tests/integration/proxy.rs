@@ -172,22 +172,62 @@ fn denied_calls_are_refused_with_the_reason_and_never_reach_the_server() {
     assert_eq!(text(&refused), "Refused by toolwarden: Destructive: nukes everything");
     let hidden = proxy.call("secret", json!({}));
     assert!(text(&hidden).starts_with("Refused by toolwarden"), "{hidden}");
-    // Exact names only: the server does not know `Nuke`, and no rule is stretched to cover it.
+    // Exact names only: `Nuke` is no tool the server listed, so it is refused before a server that folds case
+    // could take it for `nuke`; an allowed call goes through.
     let other = proxy.call("Nuke", json!({}));
-    assert_eq!(text(&other), "no tool Nuke");
+    assert!(text(&other).contains("`Nuke` is not among the tools this server lists"), "{other}");
+    let failed = proxy.call("fail", json!({}));
+    assert_eq!(failed["result"]["isError"], json!(true), "{failed}");
     let (ok, _) = proxy.finish();
     assert!(ok);
-    assert_eq!(calls_received(&env), ["Nuke"]);
+    assert_eq!(calls_received(&env), ["fail"]);
     let audit = std::fs::read_to_string(env.path("audit.jsonl")).unwrap();
     let records: Vec<Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(records.len(), 3);
+    assert_eq!(records.len(), 4);
+    assert_eq!(records[2]["rule"], json!("unlisted-tool"));
     assert_eq!(records[0]["decision"], json!("deny"));
     assert_eq!(records[0]["rule"], json!("tools.nuke.action"));
     assert_eq!(records[0]["args_sha256"].as_str().unwrap().len(), 64);
     assert!(records[0].get("args").is_none(), "raw arguments are not logged by default");
-    assert_eq!(records[2]["decision"], json!("allow"));
-    assert_eq!(records[2]["outcome"], json!("error"));
-    assert!(records[2]["upstream_latency_us"].is_u64());
+    assert_eq!(records[3]["decision"], json!("allow"));
+    assert_eq!(records[3]["outcome"], json!("error"));
+    assert!(records[3]["upstream_latency_us"].is_u64());
+}
+
+/// The ways a message could be read one way by the proxy and another way by a server: none reaches it.
+#[test]
+fn no_parser_differential_reaches_the_server() {
+    let env = Env::new();
+    let policy = r#"{"version": "1", "default": "allow", "tools": {"nuke": {"action": "deny", "reason": "never"}}}"#;
+    let mut proxy = StdioProxy::start(&env, policy, &["--audit", "audit.jsonl"]);
+    let attempts = [
+        // Case folded, a NUL, a zero-width space, trailing whitespace: not the listed name.
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"NUKE","arguments":{}}}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"nuke\u0000","arguments":{}}}"#,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"nu\u200bke","arguments":{}}}"#,
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"nuke ","arguments":{}}}"#,
+        // A method spelled loosely.
+        r#"{"jsonrpc":"2.0","id":5,"method":"TOOLS/CALL","params":{"name":"nuke","arguments":{}}}"#,
+        // Duplicate keys, in either order, in params and in the envelope.
+        r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"nuke","name":"echo","arguments":{}}}"#,
+        r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","name":"nuke","arguments":{}}}"#,
+        r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","method":"ping","params":{"name":"nuke"}}"#,
+    ];
+    for (n, raw) in attempts.iter().enumerate() {
+        proxy.send_raw(raw);
+        let (answer, _) = proxy.answer(n as u64 + 1);
+        let refused = answer["result"]["isError"] == json!(true) || answer["error"]["code"].is_i64();
+        assert!(refused, "{raw} -> {answer}");
+        assert!(answer.to_string().contains("toolwarden"), "{raw} -> {answer}");
+    }
+    // The honest call still works, and the server saw nothing else.
+    assert_eq!(text(&proxy.call("echo", json!({"x": 1}))), r#"{"x": 1}"#);
+    let (ok, _) = proxy.finish();
+    assert!(ok);
+    assert_eq!(calls_received(&env), ["echo"]);
+    let audit = std::fs::read_to_string(env.path("audit.jsonl")).unwrap();
+    let refusals = audit.lines().filter(|l| !l.contains(r#""decision":"allow""#)).count();
+    assert_eq!(refusals, attempts.len(), "{audit}");
 }
 
 #[test]
@@ -573,6 +613,15 @@ fn http_frontend_checks_host_origin_tokens_and_size() {
 
         let big = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"x":"y".repeat(4000)}}});
         assert_eq!(alice.post(&big).await.status().as_u16(), 413);
+        // A body with a duplicate key is refused before any session sees it.
+        let twice = r#"{"jsonrpc":"2.0","id":3,"id":4,"method":"tools/call","params":{"name":"echo","name":"nuke"}}"#;
+        let req = alice.http.post(&proxy.url).header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("authorization", "Bearer alice-token-0123456789")
+            .header("mcp-session-id", alice.session.clone().unwrap());
+        let refused = req.body(twice).send().await.unwrap();
+        assert_eq!(refused.status().as_u16(), 400);
+        assert!(refused.text().await.unwrap().contains("duplicate key"));
     });
     let audit = std::fs::read_to_string(env.path("audit.jsonl")).unwrap();
     let record: Value = serde_json::from_str(audit.lines().next().unwrap()).unwrap();
