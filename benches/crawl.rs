@@ -6,6 +6,9 @@
 //! client must pay for the server to start and answer. `crawler - baseline` is what our client adds
 //! (rmcp session, async runtime, process group, raw-JSON tap, conversion).
 //!
+//! The sandbox column crawls each server under `--sandbox`'s bubblewrap too (when bubblewrap works here):
+//! `sandboxed - crawler` is what the sandbox costs per server.
+//!
 //! Run: `source scripts/test-deps.sh && cargo bench --bench crawl` (set `CRAWL_BENCH_ROUNDS` to change the
 //! number of rounds, default 5; medians are reported).
 
@@ -14,7 +17,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use toolwarden::crawl::{self, CrawlOptions};
+use std::sync::Arc;
+
+use toolwarden::crawl::{self, CrawlOptions, Job};
 use toolwarden::model::{ServerSpec, Transport};
 
 fn servers() -> Vec<ServerSpec> {
@@ -92,11 +97,11 @@ fn raw_listing(spec: &ServerSpec) -> (Duration, Duration) {
 type PerServer = Vec<(Duration, Duration)>;
 
 fn crawl_all(runtime: &tokio::runtime::Runtime, specs: &[ServerSpec], concurrency: usize) -> (Duration, PerServer) {
-    let options = CrawlOptions { concurrency, timeout: Duration::from_secs(60), retries: 0 };
+    let options = CrawlOptions { concurrency, timeout: Duration::from_secs(60), retries: 0, sandbox: None };
     let started = Instant::now();
     let mut per_server = vec![(Duration::ZERO, Duration::ZERO); specs.len()];
     runtime.block_on(async {
-        let mut rx = crawl::crawl_all(specs.to_vec(), options);
+        let mut rx = crawl::crawl_all(specs.iter().cloned().map(Job::from).collect(), options);
         while let Some(result) = rx.recv().await {
             let listing = match &result.outcome {
                 Ok(listing) => listing,
@@ -130,21 +135,37 @@ fn main() {
     let (mut sequential, mut concurrent) = (Vec::new(), Vec::new());
     let mut baseline: Vec<Vec<(Duration, Duration)>> = vec![Vec::new(); specs.len()];
     let mut crawler: Vec<Vec<(Duration, Duration)>> = vec![Vec::new(); specs.len()];
+    let mut sandboxed: Vec<Vec<(Duration, Duration)>> = vec![Vec::new(); specs.len()];
+    let sandbox = match toolwarden::sandbox::Sandbox::new(toolwarden::sandbox::Limits::default()) {
+        Ok(s) => Some(Arc::new(s)),
+        Err(e) => {
+            eprintln!("no sandbox column: {e}");
+            None
+        }
+    };
     for round in 0..rounds {
         // Baseline and crawler alternate per server, in swapped order every round, so machine noise and
         // warm caches hit both alike.
         for (i, spec) in specs.iter().enumerate() {
-            let crawl = || {
-                let options = CrawlOptions { concurrency: 1, timeout: Duration::from_secs(60), retries: 0 };
-                let result = runtime.block_on(crawl::crawl_one(i, spec.clone(), &options));
+            let crawl = |sandboxed: bool| {
+                let sandbox = if sandboxed { sandbox.clone() } else { None };
+                let options = CrawlOptions { concurrency: 1, timeout: Duration::from_secs(60), retries: 0, sandbox };
+                let job = Job { spec: spec.clone(), sandboxed };
+                let result = runtime.block_on(crawl::crawl_one(i, job, &options));
                 let listing = result.outcome.unwrap_or_else(|e| panic!("{}: {e}", spec.name));
                 (result.elapsed, listing.startup)
             };
             if round % 2 == 0 {
                 baseline[i].push(raw_listing(spec));
-                crawler[i].push(crawl());
+                crawler[i].push(crawl(false));
+                if sandbox.is_some() {
+                    sandboxed[i].push(crawl(true));
+                }
             } else {
-                crawler[i].push(crawl());
+                if sandbox.is_some() {
+                    sandboxed[i].push(crawl(true));
+                }
+                crawler[i].push(crawl(false));
                 baseline[i].push(raw_listing(spec));
             }
         }
@@ -177,4 +198,22 @@ fn main() {
         );
     }
     println!("  mean overhead per server: {:+.1} ms", overheads.iter().sum::<f64>() / overheads.len() as f64);
+    if sandbox.is_some() {
+        println!("  the sandbox: crawler vs crawler --sandbox, per server");
+        let mut costs = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let c = median(crawler[i].iter().map(|x| x.0).collect());
+            let s = median(sandboxed[i].iter().map(|x| x.0).collect());
+            costs.push(ms(s) - ms(c));
+            println!(
+                "    {:<12} crawler {:7.1} ms   sandboxed {:7.1} ms   cost {:+6.1} ms ({:.2}x)",
+                spec.name,
+                ms(c),
+                ms(s),
+                ms(s) - ms(c),
+                s.as_secs_f64() / c.as_secs_f64()
+            );
+        }
+        println!("  mean sandbox cost per server: {:+.1} ms", costs.iter().sum::<f64>() / costs.len() as f64);
+    }
 }

@@ -47,3 +47,12 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 TOOLWARDEN_TEST_REDIS_SERVER="$(command -v redis-server)"
 export TOOLWARDEN_TEST_REDIS_SERVER
+
+# bubblewrap for `crawl --sandbox` (the sandbox tests fail, never skip, without it).
+if ! command -v bwrap >/dev/null 2>&1; then
+  echo "test-deps: installing bubblewrap" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq bubblewrap >&2
+fi

@@ -20,4 +20,5 @@ pub mod model;
 pub mod pin;
 pub mod policy;
 pub mod proxy;
+pub mod sandbox;
 pub mod store;

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -21,6 +22,7 @@ use crate::classify::Classifier;
 use crate::crawl::sources::{self, Source};
 use crate::crawl::{self, CrawlOptions, CrawlResult};
 use crate::model::{Category, ChangeReport, Classification, ServerSnapshot, Tool, Transport};
+use crate::sandbox::{Limits, Sandbox};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -54,6 +56,69 @@ pub struct Args {
     /// Also write each server's tools/list result to DIR/<server>.json (for `classify` and `import`)
     #[arg(long, value_name = "DIR")]
     pub capture_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+}
+
+/// How stdio servers are confined (see `crate::sandbox`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SandboxArgs {
+    /// Run every stdio server under bubblewrap: an empty home, no access to your files, environment or
+    /// network (the default for --registry sources)
+    #[arg(long, conflicts_with = "no_sandbox")]
+    pub sandbox: bool,
+    /// Run --registry servers outside the sandbox too
+    #[arg(long)]
+    pub no_sandbox: bool,
+    /// Let sandboxed servers reach the network (to install packages, or to reach their service)
+    #[arg(long)]
+    pub sandbox_network: bool,
+    /// Address space per sandboxed process, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = 2048)]
+    pub sandbox_memory: u64,
+    /// CPU seconds per sandboxed process
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub sandbox_cpu: u64,
+    /// Processes and threads per sandboxed server
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub sandbox_processes: u64,
+}
+
+impl SandboxArgs {
+    /// Decide which sources run sandboxed and set the sandbox up if any does. Refuses (a usage error) where
+    /// bubblewrap is missing or cannot work: a sandboxed server is never started without it.
+    pub(super) fn apply(&self, sources: &mut [Source], quiet: bool) -> anyhow::Result<Option<Arc<Sandbox>>> {
+        for source in sources.iter_mut() {
+            if self.sandbox {
+                source.sandbox = true;
+            } else if self.no_sandbox {
+                source.sandbox = false;
+            }
+        }
+        let is_stdio = |s: &Source| matches!(s.spec.transport, Transport::Stdio { .. });
+        if !sources.iter().any(|s| s.sandbox && is_stdio(s)) {
+            if !quiet && !self.no_sandbox && sources.iter().any(|s| !s.explicit && is_stdio(s)) {
+                eprintln!(
+                    "hint: --sandbox runs these servers under bubblewrap, without access to your files, environment or network"
+                );
+            }
+            return Ok(None);
+        }
+        if self.sandbox_memory == 0 || self.sandbox_cpu == 0 || self.sandbox_processes == 0 {
+            return Err(
+                UsageError("--sandbox-memory, --sandbox-cpu and --sandbox-processes must be positive".into()).into()
+            );
+        }
+        let limits = Limits {
+            network: self.sandbox_network,
+            memory: self.sandbox_memory.saturating_mul(1 << 20),
+            cpu_secs: self.sandbox_cpu,
+            processes: self.sandbox_processes,
+            ..Limits::default()
+        };
+        let sandbox = Sandbox::new(limits).map_err(|e| UsageError(e.to_string()))?;
+        Ok(Some(Arc::new(sandbox)))
+    }
 }
 
 pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
@@ -72,11 +137,13 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         .into());
     }
     sources::dedup_names(&mut sources);
+    let sandbox = args.sandbox.apply(&mut sources, g.quiet)?;
     confirm_programs(&sources, args.yes)?;
     let options = CrawlOptions {
         concurrency: args.concurrency.unwrap_or_else(crawl::default_concurrency),
         timeout: Duration::from_secs_f64(args.timeout),
         retries: 1,
+        sandbox,
     };
     let reports = crawl_and_store(sources, options, g, args.capture_dir.as_deref())?;
     print_reports(&reports, g)?;
@@ -239,7 +306,7 @@ pub(super) fn crawl_and_store(
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let total = sources.len();
-    let specs = sources.into_iter().map(|s| s.spec).collect();
+    let jobs = sources.into_iter().map(|s| crawl::Job { spec: s.spec, sandboxed: s.sandbox }).collect();
     let progress = g.progress().then(|| {
         let bar = indicatif::ProgressBar::new(total as u64);
         bar.set_style(
@@ -252,7 +319,7 @@ pub(super) fn crawl_and_store(
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut reports: Vec<Option<ServerReport>> = vec![None; total];
     runtime.block_on(async {
-        let mut rx = crawl::crawl_all(specs, options);
+        let mut rx = crawl::crawl_all(jobs, options);
         while let Some(result) = rx.recv().await {
             let index = result.index;
             let report = finish(result, &classifier, catalogue.as_mut(), capture_dir);

@@ -32,8 +32,8 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
             cwd: None,
         },
     };
-    let source = Source { spec, origin: "quickstart".into(), explicit: true };
-    let options = CrawlOptions { concurrency: 1, timeout: Duration::from_secs(30), retries: 1 };
+    let source = Source { spec, origin: "quickstart".into(), explicit: true, sandbox: false };
+    let options = CrawlOptions { concurrency: 1, timeout: Duration::from_secs(30), retries: 1, sandbox: None };
     let reports = super::crawl::crawl_and_store(vec![source], options, g, None)?;
     let report = reports.into_iter().next().context("the crawl returned no result")?;
     if let Some(error) = &report.error {

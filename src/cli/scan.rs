@@ -47,6 +47,8 @@ pub struct Args {
     /// How many servers to crawl at once [default: twice the core count]
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
+    #[command(flatten)]
+    pub sandbox: super::crawl::SandboxArgs,
 }
 
 /// The `--fail-on` threshold.
@@ -274,6 +276,7 @@ fn scan_crawl(
         timeout: args.timeout,
         yes: args.yes,
         capture_dir: None,
+        sandbox: args.sandbox.clone(),
     };
     let mut found = super::crawl::gather(&crawl_args, g)?;
     if found.is_empty() {
@@ -283,12 +286,14 @@ fn scan_crawl(
         return Ok(());
     }
     sources::dedup_names(&mut found);
+    let sandbox = args.sandbox.apply(&mut found, g.quiet)?;
     super::crawl::confirm_programs(&found, args.yes)?;
     let origins: BTreeMap<String, String> = found.iter().map(|s| (s.spec.name.clone(), s.origin.clone())).collect();
     let options = CrawlOptions {
         concurrency: args.concurrency.unwrap_or_else(crawl::default_concurrency),
         timeout: Duration::from_secs_f64(args.timeout),
         retries: 1,
+        sandbox,
     };
     let reports = super::crawl::crawl_and_store(found, options, g, None)?;
     for r in reports {

@@ -15,6 +15,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::mcp::{self, ListOptions, Listing, McpError};
 use crate::model::ServerSpec;
+use crate::sandbox::Sandbox;
 
 /// How a crawl runs.
 #[derive(Debug, Clone)]
@@ -25,11 +26,27 @@ pub struct CrawlOptions {
     pub timeout: Duration,
     /// Attempts after a transient failure (a timeout, a dropped connection, HTTP 429/5xx).
     pub retries: usize,
+    /// The sandbox for the stdio servers of [`Job`]s marked `sandboxed`.
+    pub sandbox: Option<Arc<Sandbox>>,
 }
 
 impl Default for CrawlOptions {
     fn default() -> Self {
-        CrawlOptions { concurrency: default_concurrency(), timeout: Duration::from_secs(30), retries: 1 }
+        CrawlOptions { concurrency: default_concurrency(), timeout: Duration::from_secs(30), retries: 1, sandbox: None }
+    }
+}
+
+/// One server to crawl.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub spec: ServerSpec,
+    /// Start it inside [`CrawlOptions::sandbox`]. A sandboxed job without a sandbox is never started.
+    pub sandboxed: bool,
+}
+
+impl From<ServerSpec> for Job {
+    fn from(spec: ServerSpec) -> Job {
+        Job { spec, sandboxed: false }
     }
 }
 
@@ -51,10 +68,10 @@ pub struct CrawlResult {
 }
 
 /// Crawl every spec; results arrive on the returned channel as they finish (one per spec).
-pub fn crawl_all(specs: Vec<ServerSpec>, options: CrawlOptions) -> mpsc::UnboundedReceiver<CrawlResult> {
+pub fn crawl_all(jobs: Vec<Job>, options: CrawlOptions) -> mpsc::UnboundedReceiver<CrawlResult> {
     let (tx, rx) = mpsc::unbounded_channel();
     let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
-    for (index, spec) in specs.into_iter().enumerate() {
+    for (index, job) in jobs.into_iter().enumerate() {
         let tx = tx.clone();
         let permits = Arc::clone(&permits);
         let options = options.clone();
@@ -62,7 +79,7 @@ pub fn crawl_all(specs: Vec<ServerSpec>, options: CrawlOptions) -> mpsc::Unbound
             let Ok(_permit) = permits.acquire_owned().await else {
                 return;
             };
-            let result = crawl_one(index, spec, &options).await;
+            let result = crawl_one(index, job, &options).await;
             let _ = tx.send(result);
         });
     }
@@ -70,9 +87,17 @@ pub fn crawl_all(specs: Vec<ServerSpec>, options: CrawlOptions) -> mpsc::Unbound
 }
 
 /// One server, with the retry.
-pub async fn crawl_one(index: usize, spec: ServerSpec, options: &CrawlOptions) -> CrawlResult {
+pub async fn crawl_one(index: usize, job: Job, options: &CrawlOptions) -> CrawlResult {
     let started = Instant::now();
-    let list_options = ListOptions { timeout: options.timeout, ..ListOptions::default() };
+    let Job { spec, sandboxed } = job;
+    let sandbox = if sandboxed { options.sandbox.clone() } else { None };
+    if sandboxed && sandbox.is_none() && matches!(spec.transport, crate::model::Transport::Stdio { .. }) {
+        let outcome = Err(McpError::Sandbox(crate::sandbox::SandboxError::Setup(
+            "this server is to be sandboxed, but no sandbox was set up".into(),
+        )));
+        return CrawlResult { index, spec, outcome, attempts: 0, elapsed: started.elapsed() };
+    }
+    let list_options = ListOptions { timeout: options.timeout, sandbox, ..ListOptions::default() };
     let mut attempts = 0;
     let outcome = loop {
         attempts += 1;

@@ -32,6 +32,8 @@ pub struct Source {
     pub origin: String,
     /// True when the user typed it on the command line (no confirmation needed to start it).
     pub explicit: bool,
+    /// Crawl it inside the sandbox (registry listings by default: strangers' packages).
+    pub sandbox: bool,
 }
 
 /// Split a command line like a POSIX shell would split words: whitespace separates, single quotes are
@@ -146,7 +148,7 @@ pub fn from_stdio_flag(line: &str) -> Result<Source, SourceError> {
     let command = words.remove(0);
     let name = name_for_command(&command, &words);
     let transport = Transport::Stdio { command, args: words, env: BTreeMap::new(), cwd: None };
-    Ok(Source { spec: ServerSpec { name, transport }, origin: "command line".into(), explicit: true })
+    Ok(Source { spec: ServerSpec { name, transport }, origin: "command line".into(), explicit: true, sandbox: false })
 }
 
 /// `--http URL` with the `--header`s.
@@ -159,6 +161,7 @@ pub fn from_http_flag(url: &str, headers: &BTreeMap<String, String>) -> Result<S
         spec: ServerSpec { name: name_for_url(url), transport },
         origin: "command line".into(),
         explicit: true,
+        sandbox: false,
     })
 }
 
@@ -244,7 +247,7 @@ pub fn from_servers_file(path: &Path) -> Result<Vec<Source>, SourceError> {
             continue;
         }
         let spec = entry_to_spec(&name, entry, path)?;
-        out.push(Source { spec, origin: path.display().to_string(), explicit: false });
+        out.push(Source { spec, origin: path.display().to_string(), explicit: false, sandbox: false });
     }
     Ok(out)
 }
@@ -308,6 +311,7 @@ pub fn from_client_config(path: &Path) -> Result<Vec<Source>, SourceError> {
             spec: ServerSpec { name: name.clone(), transport },
             origin: path.display().to_string(),
             explicit: false,
+            sandbox: false,
         });
     }
     Ok(out)
@@ -465,6 +469,7 @@ pub fn from_registry(path: &Path) -> Result<(Vec<Source>, Vec<String>), SourceEr
             spec,
             origin: path.display().to_string(),
             explicit: false,
+            sandbox: true,
         }));
     }
     Ok((sources, notes))

@@ -80,6 +80,8 @@ pub enum McpError {
     Protocol { phase: Phase, message: String, stderr: String },
     #[error("invalid server spec: {0}")]
     Spec(String),
+    #[error("{0}")]
+    Sandbox(#[from] crate::sandbox::SandboxError),
 }
 
 impl McpError {
@@ -120,11 +122,13 @@ pub struct ListOptions {
     pub timeout: Duration,
     /// Longest stdout line accepted from a stdio server.
     pub max_line: usize,
+    /// Start stdio servers inside this sandbox.
+    pub sandbox: Option<Arc<crate::sandbox::Sandbox>>,
 }
 
 impl Default for ListOptions {
     fn default() -> Self {
-        ListOptions { timeout: Duration::from_secs(30), max_line: DEFAULT_MAX_LINE }
+        ListOptions { timeout: Duration::from_secs(30), max_line: DEFAULT_MAX_LINE, sandbox: None }
     }
 }
 
@@ -170,7 +174,8 @@ pub async fn list_tools(spec: &ServerSpec, options: &ListOptions) -> Result<List
     let deadline = started + options.timeout;
     match &spec.transport {
         Transport::Stdio { command, args, env, cwd } => {
-            let mut child = stdio::spawn(command, args, env, cwd.as_deref(), options.max_line)?;
+            let sandbox = options.sandbox.as_deref();
+            let mut child = stdio::spawn(command, args, env, cwd.as_deref(), options.max_line, sandbox)?;
             let tail = child.stderr.clone();
             let tap = Arc::clone(&child.tap);
             let result = session(child.transport, Some(&tap), started, deadline).await;
@@ -195,9 +200,29 @@ pub async fn list_tools(spec: &ServerSpec, options: &ListOptions) -> Result<List
                     stderr: tail.last_lines(STDERR_LINES),
                 }),
             };
+            let refused_forks = child.handle.refused_forks();
             child.handle.kill();
+            let sandbox_note = (refused_forks > 0).then(|| {
+                format!(
+                    "sandbox: the server tried to start more processes than its limit allows ({refused_forks} refused)"
+                )
+            });
+            let result = match (result, sandbox) {
+                (Err(McpError::Exited { code, stderr }), Some(sandbox)) => {
+                    let hint = match code {
+                        None => "(under --sandbox: killed by a signal; a memory or CPU limit may have been reached)",
+                        Some(_) if !sandbox.limits().network => {
+                            "(under --sandbox without network: --sandbox-network lets it install packages or reach its service)"
+                        }
+                        Some(_) => "(under --sandbox)",
+                    };
+                    Err(McpError::Exited { code, stderr: format!("{stderr}\n{hint}").trim_start().to_string() })
+                }
+                (other, _) => other,
+            };
             result.map(|mut listing| {
                 listing.warnings.splice(0..0, tap.warnings());
+                listing.warnings.extend(sandbox_note);
                 listing
             })
         }

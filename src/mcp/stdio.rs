@@ -310,9 +310,16 @@ pub(crate) struct Child {
 /// Owns the process (group); kills it when dropped.
 pub(crate) struct ChildHandle {
     child: Option<Box<dyn process_wrap::tokio::ChildWrapper>>,
+    /// A sandboxed child's cgroup: dropped after the child is killed, it kills what is left.
+    cgroup: Option<crate::sandbox::Cgroup>,
 }
 
 impl ChildHandle {
+    /// How often a sandboxed child could not start a process because of its limit.
+    pub(crate) fn refused_forks(&self) -> u64 {
+        self.cgroup.as_ref().map_or(0, crate::sandbox::Cgroup::refused_forks)
+    }
+
     /// The exit code if the child has exited or exits within `wait` (`Some(None)`: killed by a signal).
     pub(crate) async fn exit_status(&mut self, wait: Duration) -> Option<Option<i32>> {
         let child = self.child.as_mut()?;
@@ -352,24 +359,40 @@ impl Drop for ChildHandle {
     }
 }
 
-/// Start `command` with piped stdio in a new process group.
+/// Start `command` with piped stdio in a new process group (inside `sandbox`, when given).
+#[allow(unsafe_code)] // the sandbox's limits are set between fork and exec
 pub(crate) fn spawn(
     command: &str,
     args: &[String],
     env: &std::collections::BTreeMap<String, String>,
     cwd: Option<&str>,
     max_line: usize,
+    sandbox: Option<&crate::sandbox::Sandbox>,
 ) -> Result<Child, super::McpError> {
     use process_wrap::tokio::CommandWrap;
-    let mut wrap = CommandWrap::with_new(command, |cmd| {
-        cmd.args(args)
-            .envs(env)
-            .stdin(std::process::Stdio::piped())
+    let mut wrapped = sandbox.map(|s| s.wrap(command, args, env, cwd)).transpose()?;
+    let program = wrapped.as_ref().map_or_else(|| std::ffi::OsString::from(command), |w| w.program.clone().into());
+    let mut wrap = CommandWrap::with_new(program, |cmd| {
+        cmd.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
-        if let Some(dir) = cwd {
-            cmd.current_dir(dir);
+        match &wrapped {
+            Some(w) => {
+                // Nothing of the crawler's environment: only what the sandbox passes (the spec's variables).
+                cmd.args(&w.args).env_clear().envs(&w.env);
+                let setup = w.in_child();
+                // SAFETY: the hook only calls setrlimit, open, write and close (async-signal-safe).
+                unsafe {
+                    cmd.pre_exec(setup);
+                }
+            }
+            None => {
+                cmd.args(args).envs(env);
+                if let Some(dir) = cwd {
+                    cmd.current_dir(dir);
+                }
+            }
         }
     });
     #[cfg(unix)]
@@ -387,7 +410,8 @@ pub(crate) fn spawn(
     let stderr_done = stderr.spawn_reader(stderr_pipe);
     let tap = Arc::new(Tap::default());
     let transport = StdioTransport::new(stdin, stdout, Arc::clone(&tap), max_line);
-    Ok(Child { transport, stderr, stderr_done, tap, handle: ChildHandle { child: Some(child) } })
+    let cgroup = wrapped.as_mut().and_then(|w| w.cgroup.take());
+    Ok(Child { transport, stderr, stderr_done, tap, handle: ChildHandle { child: Some(child), cgroup } })
 }
 
 #[cfg(test)]

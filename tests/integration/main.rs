@@ -12,3 +12,4 @@ mod findings;
 mod policy;
 mod proxy;
 mod quickstart;
+mod sandbox;
