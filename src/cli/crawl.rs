@@ -44,6 +44,10 @@ pub struct Args {
     /// An MCP registry listing (server.json entries)
     #[arg(long, value_name = "FILE")]
     pub registry: Vec<PathBuf>,
+    /// An MCP registry API (`URL/v0/servers`, every page); entries already catalogued at the same version
+    /// are skipped, so an interrupted crawl resumes where it stopped (repeatable)
+    #[arg(long, value_name = "URL")]
+    pub registry_url: Vec<String>,
     /// How many servers to crawl at once [default: twice the core count]
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
@@ -130,9 +134,13 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         return Err(UsageError("--concurrency must be at least 1".into()).into());
     }
     let mut sources = gather(&args, g)?;
+    let mut registries = Registries::gather(&args, g, &mut sources)?;
     if sources.is_empty() {
+        if registries.listed > 0 {
+            return Ok(Outcome::Ok);
+        }
         return Err(UsageError(
-            "nothing to crawl: give --stdio, --http, --config, --client-config or --registry".into(),
+            "nothing to crawl: give --stdio, --http, --config, --client-config, --registry or --registry-url".into(),
         )
         .into());
     }
@@ -145,9 +153,65 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         retries: 1,
         sandbox,
     };
-    let reports = crawl_and_store(sources, options, g, args.capture_dir.as_deref())?;
+    let reports = crawl_and_store(sources, options, g, args.capture_dir.as_deref(), &mut |i, r| registries.done(i, r))?;
     print_reports(&reports, g)?;
     Ok(if reports.iter().all(|r| r.ok) { Outcome::Ok } else { Outcome::Findings })
+}
+
+/// The `--registry-url` sources of one crawl and their states: which source index is which registry entry.
+struct Registries {
+    states: Vec<crawl::registry::State>,
+    /// Source index → (state, entry key, version).
+    entries: BTreeMap<usize, (usize, String, String)>,
+    /// Entries listed by all registries, skipped or not.
+    listed: usize,
+}
+
+impl Registries {
+    /// Read every `--registry-url`, append the entries not yet catalogued at their version to `sources`, and
+    /// say on stderr what was listed and skipped.
+    fn gather(args: &Args, g: &Globals, sources: &mut Vec<Source>) -> anyhow::Result<Registries> {
+        let mut out = Registries { states: Vec::new(), entries: BTreeMap::new(), listed: 0 };
+        let timeout = Duration::from_secs_f64(args.timeout);
+        for url in &args.registry_url {
+            let (entries, notes, pages) = crawl::registry::fetch_all(url, timeout)?;
+            for note in notes {
+                tracing::warn!("{note}");
+            }
+            let state = crawl::registry::State::load(&g.data_dir(), url)?;
+            let (mut new, mut skipped) = (0, 0);
+            for entry in &entries {
+                if state.is_done(entry) {
+                    skipped += 1;
+                    continue;
+                }
+                out.entries.insert(sources.len(), (out.states.len(), entry.key.clone(), entry.version.clone()));
+                sources.push(entry.source.clone());
+                new += 1;
+            }
+            out.listed += entries.len();
+            if !g.quiet {
+                eprintln!(
+                    "registry {}: {} entries on {pages} page(s); {skipped} already catalogued at the same version, {new} to crawl",
+                    output::clean(url, 200),
+                    entries.len()
+                );
+            }
+            out.states.push(state);
+        }
+        Ok(out)
+    }
+
+    /// Source `index` was crawled: remember it if it was catalogued.
+    fn done(&mut self, index: usize, report: &ServerReport) {
+        let Some((state, key, version)) = self.entries.get(&index) else { return };
+        if !(report.ok && report.stored) {
+            return;
+        }
+        if let Err(e) = self.states[*state].mark(key, version) {
+            tracing::warn!("{e}; the next run will crawl {key} again");
+        }
+    }
 }
 
 /// Every source the flags name, in flag order.
@@ -289,6 +353,7 @@ pub(super) fn crawl_and_store(
     options: CrawlOptions,
     g: &Globals,
     capture_dir: Option<&Path>,
+    on_report: &mut dyn FnMut(usize, &ServerReport),
 ) -> anyhow::Result<Vec<ServerReport>> {
     let classifier = g.classifier()?;
     let data_dir = g.data_dir();
@@ -323,6 +388,7 @@ pub(super) fn crawl_and_store(
         while let Some(result) = rx.recv().await {
             let index = result.index;
             let report = finish(result, &classifier, catalogue.as_mut(), capture_dir);
+            on_report(index, &report);
             if let Some(bar) = &progress {
                 bar.inc(1);
                 bar.set_message(output::clean(&report.server, 40));

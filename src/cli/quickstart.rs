@@ -34,7 +34,7 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     };
     let source = Source { spec, origin: "quickstart".into(), explicit: true, sandbox: false };
     let options = CrawlOptions { concurrency: 1, timeout: Duration::from_secs(30), retries: 1, sandbox: None };
-    let reports = super::crawl::crawl_and_store(vec![source], options, g, None)?;
+    let reports = super::crawl::crawl_and_store(vec![source], options, g, None, &mut |_, _| {})?;
     let report = reports.into_iter().next().context("the crawl returned no result")?;
     if let Some(error) = &report.error {
         anyhow::bail!("crawling the demo server failed: {error}");

@@ -272,6 +272,7 @@ fn scan_crawl(
         config: args.config.clone(),
         client_config,
         registry: Vec::new(),
+        registry_url: Vec::new(),
         concurrency: args.concurrency,
         timeout: args.timeout,
         yes: args.yes,
@@ -295,7 +296,7 @@ fn scan_crawl(
         retries: 1,
         sandbox,
     };
-    let reports = super::crawl::crawl_and_store(found, options, g, None)?;
+    let reports = super::crawl::crawl_and_store(found, options, g, None, &mut |_, _| {})?;
     for r in reports {
         let origin = origins.get(&r.server).cloned().unwrap_or_else(|| "command line".into());
         servers.push(ScannedServer {

@@ -440,16 +440,34 @@ struct RegistryRemote {
 pub fn from_registry(path: &Path) -> Result<(Vec<Source>, Vec<String>), SourceError> {
     let text = read_bounded(path)?;
     let value: Value = serde_json::from_str(&text).map_err(|e| file_error(path, e))?;
+    let origin = path.display().to_string();
+    let (entries, notes) = registry_entries(value, &origin).map_err(|e| file_error(path, e))?;
+    Ok((entries.into_iter().map(|e| e.source).collect(), notes))
+}
+
+/// One crawl target from a registry entry, with what identifies it across runs.
+#[derive(Debug, Clone)]
+pub struct RegistryEntry {
+    pub source: Source,
+    /// The registry's server name and which of its packages or remotes this is: `io.github.x/y#0`.
+    pub key: String,
+    /// The entry's version (`""` when it has none).
+    pub version: String,
+}
+
+/// The entries of one registry listing or API page (see [`from_registry`] for the shapes), and notes about
+/// entries that were skipped. `Err` when the document has none of the shapes.
+pub fn registry_entries(value: Value, origin: &str) -> Result<(Vec<RegistryEntry>, Vec<String>), String> {
     let items: Vec<Value> = match value {
         Value::Array(items) => items,
         Value::Object(mut map) => match map.remove("servers") {
             Some(Value::Array(items)) => items,
-            Some(_) => return Err(file_error(path, "\"servers\" is not an array")),
+            Some(_) => return Err("\"servers\" is not an array".into()),
             None => vec![Value::Object(map)],
         },
-        _ => return Err(file_error(path, "expected a server.json object, an array, or {\"servers\": [...]}")),
+        _ => return Err("expected a server.json object, an array, or {\"servers\": [...]}".into()),
     };
-    let mut sources = Vec::new();
+    let mut entries = Vec::new();
     let mut notes = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let item = match item {
@@ -459,20 +477,20 @@ pub fn from_registry(path: &Path) -> Result<(Vec<Source>, Vec<String>), SourceEr
         let server: RegistryServer = match serde_json::from_value(item) {
             Ok(s) => s,
             Err(e) => {
-                notes.push(format!("{}: entry {i} skipped: {e}", path.display()));
+                notes.push(format!("{origin}: entry {i} skipped: {e}"));
                 continue;
             }
         };
         let (specs, skipped) = registry_specs(&server);
-        notes.extend(skipped.into_iter().map(|n| format!("{}: {}: {n}", path.display(), server.name)));
-        sources.extend(specs.into_iter().map(|spec| Source {
-            spec,
-            origin: path.display().to_string(),
-            explicit: false,
-            sandbox: true,
+        notes.extend(skipped.into_iter().map(|n| format!("{origin}: {}: {n}", server.name)));
+        let version = server.version.clone().unwrap_or_default();
+        entries.extend(specs.into_iter().enumerate().map(|(n, spec)| RegistryEntry {
+            source: Source { spec, origin: origin.to_string(), explicit: false, sandbox: true },
+            key: format!("{}#{n}", server.name),
+            version: version.clone(),
         }));
     }
-    Ok((sources, notes))
+    Ok((entries, notes))
 }
 
 fn registry_specs(server: &RegistryServer) -> (Vec<ServerSpec>, Vec<String>) {

@@ -317,3 +317,110 @@ fn nothing_to_crawl_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to crawl"));
 }
+
+/// The registry fixture (`registry_server.py`) over a copy of `registry/servers.json`, two entries per page.
+struct Registry {
+    _guard: Guard,
+    url: String,
+    entries: std::path::PathBuf,
+    hang: std::path::PathBuf,
+}
+
+impl Registry {
+    fn start(env: &Env) -> Registry {
+        let entries = env.write("servers.json", std::fs::read(fixture("crawl/registry/servers.json")).unwrap());
+        let hang = env.path("hang.txt");
+        let mut child = Command::new("python3")
+            .arg(fixture("crawl/registry_server.py"))
+            .args([entries.as_os_str(), "2".as_ref(), hang.as_os_str()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port = line.trim().strip_prefix("PORT ").unwrap().to_string();
+        Registry { _guard: Guard(child), url: format!("http://127.0.0.1:{port}"), entries, hang }
+    }
+
+    /// How many sessions each remote was asked to start.
+    fn stats(&self) -> Value {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async { reqwest::get(format!("{}/stats", self.url)).await.unwrap().json().await.unwrap() })
+    }
+
+    fn crawl(&self, env: &Env) -> (Value, String) {
+        let out = env.run(["crawl", "--format", "json", "--yes", "--timeout", "5", "--registry-url", &self.url]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let reports = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+        (reports, stderr)
+    }
+}
+
+#[test]
+fn a_registry_api_is_crawled_page_by_page_resumed_after_a_kill_and_skipped_at_the_same_version() {
+    let env = Env::new();
+    let registry = Registry::start(&env);
+    // First run: one remote hangs; the crawl is killed while it waits on it.
+    std::fs::write(&registry.hang, "slow\n").unwrap();
+    let mut first = Command::new(assert_cmd::cargo::cargo_bin("toolwarden"))
+        .env("TOOLWARDEN_DATA_DIR", env.data_dir())
+        .current_dir(env.dir.path())
+        .args(["crawl", "--format", "json", "--yes", "--timeout", "60", "--concurrency", "1"])
+        .args(["--registry-url", &registry.url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waited = std::time::Instant::now();
+    while registry.stats().get("slow").is_none() {
+        assert!(waited.elapsed().as_secs() < 30, "the crawl never reached the slow server: {}", registry.stats());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Killed once what was listed before the slow server is recorded (stored, then written to the state).
+    let recorded = || -> usize {
+        let Ok(dir) = std::fs::read_dir(env.data_dir().join("registry")) else { return 0 };
+        dir.flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| serde_json::from_slice::<Value>(&std::fs::read(e.path()).ok()?).ok())
+            .map(|state| state["done"].as_object().map_or(0, |d| d.len()))
+            .sum()
+    };
+    let others = || registry.stats().as_object().unwrap().keys().filter(|k| *k != "slow").count();
+    while recorded() < others() {
+        assert!(waited.elapsed().as_secs() < 30, "the state never caught up: {}", registry.stats());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let before_kill = registry.stats();
+    // Second run: what was catalogued before the kill is skipped, the rest is crawled.
+    std::fs::write(&registry.hang, "").unwrap();
+    let (reports, stderr) = registry.crawl(&env);
+    assert!(stderr.contains("6 entries on 3 page(s)"), "{stderr}");
+    let skipped = before_kill.as_object().unwrap().keys().filter(|k| *k != "slow").count();
+    assert!(stderr.contains(&format!("{skipped} already catalogued")), "{stderr}");
+    let crawled: Vec<&str> = reports.as_array().unwrap().iter().map(|r| r["server"].as_str().unwrap()).collect();
+    assert!(crawled.contains(&"slow") && !crawled.iter().any(|s| before_kill.get(*s).is_some() && *s != "slow"));
+    // Packages from the registry run sandboxed, offline: npx cannot install, and says so.
+    let memory = reports.as_array().unwrap().iter().find(|r| r["server"] == "server-memory").unwrap();
+    assert!(memory["error"].as_str().unwrap().contains("--sandbox-network"), "{memory}");
+    let stats = registry.stats();
+    for remote in ["alpha", "beta", "gamma"] {
+        assert_eq!(stats[remote], 1, "{remote} was crawled exactly once: {stats}");
+    }
+    assert_eq!(stats["slow"], 2, "{stats}");
+    // Third run: every remote is catalogued at its version; only the failed packages are tried again.
+    let (reports, stderr) = registry.crawl(&env);
+    assert!(stderr.contains("4 already catalogued at the same version, 2 to crawl"), "{stderr}");
+    assert_eq!(reports.as_array().unwrap().len(), 2);
+    assert_eq!(registry.stats(), stats);
+    // A new version of one entry is crawled again.
+    let mut entries: Value = serde_json::from_slice(&std::fs::read(&registry.entries).unwrap()).unwrap();
+    let gamma =
+        entries.as_array_mut().unwrap().iter_mut().find(|e| e["server"]["name"].as_str().unwrap().ends_with("/gamma"));
+    gamma.unwrap()["server"]["version"] = "1.1.0".into();
+    std::fs::write(&registry.entries, entries.to_string()).unwrap();
+    let (_, stderr) = registry.crawl(&env);
+    assert!(stderr.contains("3 already catalogued at the same version, 3 to crawl"), "{stderr}");
+    assert_eq!(registry.stats()["gamma"], 2);
+}
