@@ -133,14 +133,33 @@ impl Catalogue {
         snapshots: &[ServerSnapshot],
         classifier: &Classifier,
     ) -> Result<Vec<ChangeReport>, CatalogueError> {
+        self.ingest_received(snapshots, &[], classifier)
+    }
+
+    /// Which of these distributed-crawl jobs are stored already.
+    pub fn received(&self, jobs: &[String]) -> Result<std::collections::HashSet<String>, CatalogueError> {
+        Ok(self.store.received(jobs)?)
+    }
+
+    /// [`Catalogue::ingest_many`] that also records, in the same transaction, the queue jobs (`receipts`) the
+    /// snapshots came from, so that a result delivered twice is stored once (see [`Catalogue::received`]).
+    pub fn ingest_received(
+        &mut self,
+        snapshots: &[ServerSnapshot],
+        receipts: &[String],
+        classifier: &Classifier,
+    ) -> Result<Vec<ChangeReport>, CatalogueError> {
         let index_ok = self.take_index_lock()?;
         let (id, _) = self.store.generation()?;
         let started = std::time::Instant::now();
         let (prepared, mut classified) = self.classify_new(snapshots, classifier)?;
-        let out =
-            self.store.ingest_prepared(snapshots, &prepared, classifier.version(), &mut |tool, fingerprint| {
-                classified.remove(fingerprint).unwrap_or_else(|| classifier.classify(tool))
-            })?;
+        let out = self.store.ingest_prepared(
+            snapshots,
+            &prepared,
+            classifier.version(),
+            &mut |tool, fingerprint| classified.remove(fingerprint).unwrap_or_else(|| classifier.classify(tool)),
+            receipts,
+        )?;
         tracing::debug!(servers = snapshots.len(), elapsed = ?started.elapsed(), "stored");
         if out.generation == out.generation_before || !index_ok {
             return Ok(out.reports);

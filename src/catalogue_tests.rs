@@ -61,3 +61,17 @@ fn a_catalogue_can_move_to_a_blocking_thread() {
     fn assert_send<T: Send>() {}
     assert_send::<Catalogue>();
 }
+
+#[test]
+fn queue_receipts_are_stored_with_their_listings_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let classifier = Classifier::builtin();
+    let mut catalogue = Catalogue::open(dir.path()).unwrap();
+    let jobs = vec!["1-0".to_string(), "2-0".to_string()];
+    assert!(catalogue.received(&jobs).unwrap().is_empty());
+    catalogue.ingest_received(&[snapshot("a", &[("list_repos", "")])], &jobs[..1], &classifier).unwrap();
+    drop(catalogue);
+    let catalogue = Catalogue::open(dir.path()).unwrap();
+    let received = catalogue.received(&jobs).unwrap();
+    assert_eq!(received.into_iter().collect::<Vec<_>>(), ["1-0"]);
+}

@@ -62,6 +62,12 @@ pub struct Args {
     pub capture_dir: Option<PathBuf>,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
+    /// Do not crawl here: put the servers on this Redis queue for `crawl-worker`s (redis://HOST:PORT/DB)
+    #[arg(long, value_name = "REDIS_URL")]
+    pub enqueue: Option<String>,
+    /// Key prefix of the queue's streams (with --enqueue)
+    #[arg(long, default_value = "toolwarden", requires = "enqueue")]
+    pub queue_prefix: String,
 }
 
 /// How stdio servers are confined (see `crate::sandbox`).
@@ -145,6 +151,12 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         .into());
     }
     sources::dedup_names(&mut sources);
+    if let Some(url) = &args.enqueue {
+        if args.sandbox.sandbox {
+            sources.iter_mut().for_each(|s| s.sandbox = true);
+        }
+        return super::farm::enqueue(url, &args.queue_prefix, sources, g);
+    }
     let sandbox = args.sandbox.apply(&mut sources, g.quiet)?;
     confirm_programs(&sources, args.yes)?;
     let options = CrawlOptions {

@@ -12,6 +12,7 @@ mod corpus;
 mod crawl;
 mod demo_server;
 mod export;
+mod farm;
 mod import;
 mod index;
 pub mod output;
@@ -96,6 +97,10 @@ pub enum Command {
     DemoServer(demo_server::Args),
     /// Crawl MCP servers (stdio, HTTP, config files, client configs, registry listings) into the catalogue
     Crawl(crawl::Args),
+    /// Take crawl jobs from a Redis queue (`crawl --enqueue`), crawl them sandboxed, publish the listings
+    CrawlWorker(farm::WorkerArgs),
+    /// Store the listings crawl workers published on a Redis queue in this catalogue, then acknowledge them
+    Ingest(farm::IngestArgs),
     /// Add captured tools/list results (JSON files) to the catalogue
     Import(import::Args),
     /// Classify captured tools/list results without storing them
@@ -162,6 +167,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Quickstart(args) => quickstart::run(args, g),
         Command::DemoServer(args) => demo_server::run(args, g),
         Command::Crawl(args) => crawl::run(args, g),
+        Command::CrawlWorker(args) => farm::run_worker(args, g),
+        Command::Ingest(args) => farm::run_ingest(args, g),
         Command::Import(args) => import::run(args, g),
         Command::Classify(args) => classify::run(args, g),
         Command::Search(args) => search::run(args, g),

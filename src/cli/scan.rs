@@ -278,6 +278,8 @@ fn scan_crawl(
         yes: args.yes,
         capture_dir: None,
         sandbox: args.sandbox.clone(),
+        enqueue: None,
+        queue_prefix: String::new(),
     };
     let mut found = super::crawl::gather(&crawl_args, g)?;
     if found.is_empty() {

@@ -6,6 +6,7 @@
 //! draw progress. Sources (`sources`) only produce [`crate::model::ServerSpec`]s; the MCP session lives in
 //! [`crate::mcp`].
 
+pub mod queue;
 pub mod registry;
 pub mod sources;
 

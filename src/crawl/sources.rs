@@ -494,7 +494,13 @@ pub fn registry_entries(value: Value, origin: &str) -> Result<(Vec<RegistryEntry
 }
 
 fn registry_specs(server: &RegistryServer) -> (Vec<ServerSpec>, Vec<String>) {
-    let short = server.name.rsplit('/').next().unwrap_or(&server.name).to_string();
+    // The last non-empty segment of `io.github.owner/name` (a name ending in `/`, or all slashes, must still
+    // give a non-empty catalogue name: found by fuzzing).
+    let short = match server.name.rsplit('/').find(|s| !s.trim().is_empty()) {
+        Some(segment) => segment.trim().to_string(),
+        None if !server.name.trim().is_empty() => server.name.trim().to_string(),
+        None => "registry-server".to_string(),
+    };
     let mut specs = Vec::new();
     let mut notes = Vec::new();
     if let Some(version) = &server.version {

@@ -102,3 +102,13 @@ fn servers_files_need_exactly_one_of_command_and_url_and_reject_unknown_keys() {
     let typo = write("typo.toml", "[servers.a]\ncommand = \"x\"\nargz = []\n");
     assert!(from_servers_file(&typo).unwrap_err().to_string().contains("argz"));
 }
+
+#[test]
+fn registry_names_ending_in_slashes_still_name_the_server() {
+    // Found by the registry_page fuzz target: `name` ending in `/` gave a server with an empty name.
+    for (name, expected) in [("io.github.x/server-time///", "server-time"), ("///", "///"), (" ", "registry-server")] {
+        let page = serde_json::json!([{"name": name, "remotes": [{"type": "streamable-http", "url": "http://h/mcp"}]}]);
+        let (entries, _) = registry_entries(page, "test").unwrap();
+        assert_eq!(entries[0].source.spec.name, expected, "{name:?}");
+    }
+}

@@ -217,4 +217,12 @@ CREATE TRIGGER risk_counts_reclassify AFTER UPDATE OF category, risk ON classifi
         ON CONFLICT(server_id, category, risk) DO UPDATE SET tools = tools + excluded.tools;
 END;
 "#,
+    // 6: receipts of the distributed crawl's results (`toolwarden ingest`): the queue's job ids stored, written
+    // in the same transaction as their listings, so a result delivered twice is stored once.
+    r#"
+CREATE TABLE queue_receipts (
+    job TEXT PRIMARY KEY,
+    at  TEXT NOT NULL
+) STRICT;
+"#,
 ];

@@ -45,18 +45,32 @@ impl Store {
         ruleset: &str,
         classify: &mut dyn FnMut(&Tool, &str) -> Classification,
     ) -> Result<Ingested, StoreError> {
-        self.ingest_prepared(snapshots, &[], ruleset, classify)
+        self.ingest_prepared(snapshots, &[], ruleset, classify, &[])
+    }
+
+    /// Which of these queue jobs were stored already (see [`Store::ingest_prepared`]'s `receipts`).
+    pub fn received(&self, jobs: &[String]) -> Result<HashSet<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT 1 FROM queue_receipts WHERE job = ?1")?;
+        let mut out = HashSet::new();
+        for job in jobs {
+            if stmt.exists([job])? {
+                out.insert(job.clone());
+            }
+        }
+        Ok(out)
     }
 
     /// [`Store::ingest`] with each tool's canonical body and fingerprint already computed (`prepared[i][j]` for
     /// `snapshots[i].tools[j]`, see [`prepare`]; an empty slice computes them here): a bulk import computes them
-    /// on every core before the single-threaded transaction.
+    /// on every core before the single-threaded transaction. `receipts`: queue job ids recorded as stored in
+    /// the same transaction.
     pub fn ingest_prepared(
         &mut self,
         snapshots: &[ServerSnapshot],
         prepared: &[Vec<Prepared>],
         ruleset: &str,
         classify: &mut dyn FnMut(&Tool, &str) -> Classification,
+        receipts: &[String],
     ) -> Result<Ingested, StoreError> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let generation_before = read_generation(&tx)?;
@@ -79,6 +93,12 @@ impl Store {
         } else {
             generation_before
         };
+        {
+            let mut stmt = tx.prepare_cached("INSERT OR IGNORE INTO queue_receipts(job, at) VALUES (?1, ?2)")?;
+            for job in receipts {
+                stmt.execute(params![job, now])?;
+            }
+        }
         debug_pause("store");
         tx.commit()?;
         Ok(Ingested { reports, touched, reclassified, generation_before, generation })

@@ -3,11 +3,16 @@
 
 mod util;
 
+// The unit tests' private `redis-server`, the same file: one place knows how to start and probe it.
+#[path = "../../src/proxy/test_redis.rs"]
+mod test_redis;
+
 mod approvals;
 mod catalogue;
 mod classify;
 mod crawl;
 mod demo;
+mod farm;
 mod findings;
 mod policy;
 mod proxy;

@@ -9,10 +9,7 @@ use super::{
 };
 use crate::util::Env;
 
-// The unit tests' private `redis-server`, the same file: one place knows how to start and probe it.
-#[path = "../../src/proxy/test_redis.rs"]
-mod test_redis;
-use test_redis::RedisServer;
+use crate::test_redis::RedisServer;
 
 fn audit(env: &Env) -> Vec<Value> {
     let text = std::fs::read_to_string(env.path("audit.jsonl")).unwrap_or_default();
