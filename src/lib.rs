@@ -13,6 +13,7 @@ pub mod cli;
 pub mod corpus;
 pub mod crawl;
 pub mod demo;
+pub mod gateway;
 pub mod index;
 pub mod journal;
 pub mod mcp;

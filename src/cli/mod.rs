@@ -13,6 +13,7 @@ mod crawl;
 mod demo_server;
 mod export;
 mod farm;
+mod gateway;
 mod import;
 mod index;
 pub mod output;
@@ -119,6 +120,8 @@ pub enum Command {
     Policy(policy::Args),
     /// Enforce a policy between an MCP client and a server (stdio or Streamable HTTP)
     Proxy(proxy::Args),
+    /// Many servers behind one MCP endpoint (stdio), each with its own policy: tools listed as SERVER__TOOL
+    Gateway(gateway::Args),
     /// Approve a server's current tool definitions; later changes are reported against the pin
     Pin(pin::Args),
     /// Decide calls a running proxy holds for a person: list, approve ID, deny ID
@@ -178,6 +181,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Index(args) => index::run(args, g),
         Command::Policy(args) => policy::run(args, g),
         Command::Proxy(args) => proxy::run(args, g),
+        Command::Gateway(args) => gateway::run(args, g),
         Command::Pin(args) => pin::run(args, g),
         Command::Scan(args) => scan::run(args, g),
         Command::Approvals(args) => approvals::run(args, g),

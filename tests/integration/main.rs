@@ -14,6 +14,7 @@ mod crawl;
 mod demo;
 mod farm;
 mod findings;
+mod gateway;
 mod policy;
 mod proxy;
 mod quickstart;

@@ -1,0 +1,248 @@
+//! `toolwarden gateway` in front of real servers (the demo server, npm's server-memory, PyPI's mcp-server-time,
+//! the python proxy fixture and a slow-starting one), each with its own policy, driven over real pipes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::util::{Env, fixture};
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+struct Gateway {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    next: u64,
+    /// Notifications seen while waiting for answers.
+    seen: Vec<Value>,
+}
+
+impl Gateway {
+    fn start(env: &Env, extra: &[&str]) -> Gateway {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("toolwarden"))
+            .current_dir(env.dir.path())
+            .env("TOOLWARDEN_DATA_DIR", env.data_dir())
+            .env("CALL_LOG", env.path("calls.log"))
+            .args(["gateway", "--config", "servers.toml", "--policy-dir", "policies", "--audit", "audit.jsonl"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Gateway { child, stdin, lines, next: 0, seen: Vec::new() }
+    }
+
+    fn send(&mut self, msg: &Value) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{msg}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn recv(&mut self) -> Value {
+        let line = self.lines.recv_timeout(PATIENCE).expect("the gateway answered");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    }
+
+    /// Send a request and read until its answer; server-to-client requests met on the way go to `serve`.
+    fn request_with(&mut self, method: &str, params: Value, serve: &mut dyn FnMut(&Value) -> Option<Value>) -> Value {
+        self.next += 1;
+        let id = self.next;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        loop {
+            let msg = self.recv();
+            if msg.get("method").is_none() && msg["id"] == json!(id) {
+                return msg;
+            }
+            if msg.get("id").is_some() && msg.get("method").is_some() {
+                if let Some(result) = serve(&msg) {
+                    self.send(&json!({"jsonrpc": "2.0", "id": msg["id"], "result": result}));
+                }
+                continue;
+            }
+            self.seen.push(msg);
+        }
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        self.request_with(method, params, &mut |_| None)
+    }
+
+    fn call(&mut self, tool: &str, args: Value) -> Value {
+        self.request("tools/call", json!({"name": tool, "arguments": args}))
+    }
+
+    fn tools(&mut self) -> Vec<String> {
+        let list = self.request("tools/list", json!({}));
+        list["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+    }
+
+    /// Wait for a notification (already seen, or arriving within the patience).
+    fn notified(&mut self, method: &str) {
+        let started = Instant::now();
+        while !self.seen.iter().any(|m| m["method"] == method) {
+            assert!(started.elapsed() < PATIENCE, "no {method}");
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                self.seen.push(serde_json::from_str(&line).unwrap());
+            }
+        }
+        self.seen.retain(|m| m["method"] != method);
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(answer: &Value) -> String {
+    answer["result"]["content"][0]["text"].as_str().unwrap_or_default().to_string()
+}
+
+fn setup(env: &Env) {
+    let dep = |var: &str| std::env::var(var).unwrap_or_else(|_| panic!("{var}: run through scripts/test"));
+    let servers = format!(
+        r#"[servers.demo]
+command = {bin:?}
+args = ["demo-server"]
+
+[servers.memory]
+command = {memory:?}
+env = {{ MEMORY_FILE_PATH = {memfile:?} }}
+
+[servers.time]
+command = {time:?}
+args = ["--local-timezone", "UTC"]
+
+[servers.fixture]
+command = "python3"
+args = [{fixture:?}]
+
+[servers.late]
+command = "python3"
+args = [{hostile:?}, "slow"]
+"#,
+        bin = assert_cmd::cargo::cargo_bin("toolwarden").display().to_string(),
+        memory = dep("TOOLWARDEN_TEST_MEMORY"),
+        memfile = env.path("memory.jsonl").display().to_string(),
+        time = dep("TOOLWARDEN_TEST_TIME"),
+        fixture = fixture("proxy/server.py").display().to_string(),
+        hostile = fixture("crawl/hostile_stdio.py").display().to_string(),
+    );
+    env.write("servers.toml", servers);
+    env.write(
+        "policies/demo.policy.json",
+        r#"{"version":"1","default":"allow","tools":{"delete_customer":{"action":"deny","reason":"no deletes"}}}"#,
+    );
+    env.write(
+        "policies/memory.policy.json",
+        r#"{"version":"1","default":"allow","tools":{"delete_entities":{"action":"deny","reason":"append only"}}}"#,
+    );
+    env.write("policies/time.policy.json", r#"{"version":"1","default":"allow"}"#);
+    env.write(
+        "policies/fixture.policy.json",
+        r#"{"version":"1","default":"allow","hide":["secret"],"tools":{"nuke":{"action":"deny","reason":"never"}}}"#,
+    );
+    env.write("policies/late.policy.json", r#"{"version":"1","default":"allow"}"#);
+}
+
+#[test]
+fn five_servers_behind_one_gateway_each_with_its_own_policy() {
+    let env = Env::new();
+    setup(&env);
+    let mut gw = Gateway::start(&env, &["--startup-timeout", "1"]);
+    let init = gw.request(
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {"sampling": {}}, "clientInfo": {"name": "t", "version": "1"}}),
+    );
+    assert_eq!(init["result"]["serverInfo"]["name"], "toolwarden-gateway", "{init}");
+    gw.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    let tools = gw.tools();
+    for expected in ["demo__get_customer", "memory__read_graph", "time__get_current_time", "fixture__echo"] {
+        assert!(tools.contains(&expected.to_string()), "{expected} in {tools:?}");
+    }
+    // Each server's policy: denied and hidden tools are not listed, and refused by name.
+    for absent in ["demo__delete_customer", "memory__delete_entities", "fixture__nuke", "fixture__secret"] {
+        assert!(!tools.contains(&absent.to_string()), "{absent} listed");
+    }
+    assert!(text(&gw.call("demo__delete_customer", json!({"customer_id": "c1"}))).contains("no deletes"));
+    assert!(text(&gw.call("fixture__nuke", json!({}))).contains("never"));
+    // The slow server was not waited for: it joins later, announced by list_changed.
+    assert!(!tools.iter().any(|t| t.starts_with("late__")), "{tools:?}");
+    gw.notified("notifications/tools/list_changed");
+    assert!(gw.tools().contains(&"late__read_thing".to_string()));
+    // Calls are routed by name, under the server's own name.
+    assert_eq!(text(&gw.call("fixture__echo", json!({"x": 1}))), r#"{"x": 1}"#);
+    assert!(text(&gw.call("time__get_current_time", json!({"timezone": "UTC"}))).contains("UTC"));
+    let graph = gw.call("memory__read_graph", json!({}));
+    assert_eq!(graph["result"]["isError"], Value::Null, "{graph}");
+    // A sampling request from a server reaches the client and its answer goes back.
+    let mut served = 0;
+    let asked = gw.request_with("tools/call", json!({"name": "fixture__ask", "arguments": {}}), &mut |req| {
+        assert_eq!(req["method"], "sampling/createMessage");
+        served += 1;
+        Some(json!({"role": "assistant", "content": {"type": "text", "text": "sampled"}, "model": "m"}))
+    });
+    assert_eq!(served, 1);
+    assert!(asked.get("result").is_some(), "{asked}");
+    // Names no server has, and unknown prefixes, are refused.
+    assert!(text(&gw.call("nobody__tool", json!({}))).contains("names no server"));
+    assert!(text(&gw.call("fixture__ECHO", json!({}))).contains("not among the tools"));
+    // One server crashes mid-session: its call fails, the others go on, and it comes back.
+    let crashed = gw.call("fixture__crash", json!({}));
+    assert!(crashed.get("error").is_some() || crashed["result"]["isError"] == json!(true), "{crashed}");
+    assert!(text(&gw.call("time__get_current_time", json!({"timezone": "UTC"}))).contains("UTC"));
+    let down = gw.call("fixture__echo", json!({"y": 2}));
+    assert!(text(&down).contains("unavailable") || text(&down) == r#"{"y": 2}"#, "{down}");
+    let started = Instant::now();
+    loop {
+        let again = gw.call("fixture__echo", json!({"y": 2}));
+        if text(&again) == r#"{"y": 2}"# {
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "the crashed server never came back: {again}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Calls the policy refused never reached the fixture.
+    let calls = std::fs::read_to_string(env.path("calls.log")).unwrap();
+    assert!(!calls.lines().any(|l| l == "nuke"), "{calls}");
+    // Every decision is audited, with the server it concerns.
+    let audit = std::fs::read_to_string(env.path("audit.jsonl")).unwrap();
+    let records: Vec<Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let denied = records.iter().find(|r| r["tool"] == "delete_customer").unwrap();
+    assert_eq!(denied["decision"], "deny");
+    assert!(denied["session"].as_str().unwrap().ends_with("/demo"), "{denied}");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["decision"] == "upstream_down" && r["session"].as_str().unwrap().ends_with("/fixture"))
+    );
+}
+
+#[test]
+fn a_server_without_a_policy_stops_the_start_and_says_which() {
+    let env = Env::new();
+    setup(&env);
+    std::fs::remove_file(env.path("policies/time.policy.json")).unwrap();
+    let out = env.run(["gateway", "--config", "servers.toml", "--policy-dir", "policies"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no policy for server \"time\""), "{stderr}");
+}
