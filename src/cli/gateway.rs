@@ -20,10 +20,13 @@ use crate::proxy::session::Outbox;
 use crate::proxy::upstream::UpstreamSpec;
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    pub action: Option<Action>,
     /// The servers: a catalogue file (TOML or JSON, schemas/servers.schema.json), as `crawl --config` reads it
     #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
     /// A policy per server: DIR/SERVER.policy.json (what `policy generate` writes)
     #[arg(long, value_name = "DIR")]
     pub policy_dir: Option<PathBuf>,
@@ -45,6 +48,64 @@ pub struct Args {
     /// Largest message accepted from either side, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
     pub max_message: usize,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Action {
+    /// Put a client's MCP servers behind one gateway entry: writes the servers file and a recommended policy
+    /// per server (from a crawl), backs the client config up, and rewrites it
+    Install(InstallArgs),
+    /// Restore a client config exactly as it was before `gateway install`
+    Uninstall(InstallArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InstallArgs {
+    /// Which client's config
+    #[arg(long, value_enum)]
+    pub client: Client,
+    /// The config file [default: the client's usual place]
+    #[arg(long, value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+    /// Print the change to the config file and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Start the servers to crawl them without asking
+    #[arg(long)]
+    pub yes: bool,
+    /// Deadline per server for the crawl, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub timeout: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Client {
+    ClaudeDesktop,
+    Cursor,
+    Vscode,
+    ClaudeCode,
+}
+
+impl Client {
+    fn slug(self) -> &'static str {
+        match self {
+            Client::ClaudeDesktop => "claude-desktop",
+            Client::Cursor => "cursor",
+            Client::Vscode => "vscode",
+            Client::ClaudeCode => "claude-code",
+        }
+    }
+
+    fn default_path(self) -> PathBuf {
+        let home = dirs::home_dir().unwrap_or_else(|| PathBuf::from("."));
+        let config = dirs::config_dir().unwrap_or_else(|| home.join(".config"));
+        match self {
+            Client::ClaudeDesktop => config.join("Claude/claude_desktop_config.json"),
+            Client::Cursor => home.join(".cursor/mcp.json"),
+            Client::Vscode => config.join("Code/User/mcp.json"),
+            Client::ClaudeCode => home.join(".claude.json"),
+        }
+    }
 }
 
 struct Stdout(Mutex<std::io::Stdout>);
@@ -98,7 +159,15 @@ fn upstream(transport: &Transport) -> UpstreamSpec {
     }
 }
 
-pub(super) fn run(args: Args, _g: &Globals) -> anyhow::Result<Outcome> {
+pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
+    match &args.action {
+        Some(Action::Install(a)) => return install(a, g),
+        Some(Action::Uninstall(a)) => return uninstall(a, g),
+        None => {}
+    }
+    let Some(config_file) = args.config.clone() else {
+        return Err(UsageError("name the servers: gateway --config servers.toml (or gateway install)".into()).into());
+    };
     let secs = |v: f64, flag: &str| -> anyhow::Result<Duration> {
         if v.is_finite() && v > 0.0 {
             Ok(Duration::from_secs_f64(v))
@@ -109,9 +178,9 @@ pub(super) fn run(args: Args, _g: &Globals) -> anyhow::Result<Outcome> {
     if args.separator.is_empty() {
         return Err(UsageError("--separator must not be empty".into()).into());
     }
-    let found = sources::from_servers_file(&args.config).map_err(|e| UsageError(e.to_string()))?;
+    let found = sources::from_servers_file(&config_file).map_err(|e| UsageError(e.to_string()))?;
     if found.is_empty() {
-        return Err(UsageError(format!("{}: no servers", args.config.display())).into());
+        return Err(UsageError(format!("{}: no servers", config_file.display())).into());
     }
     let mut servers = Vec::new();
     for source in found {
@@ -163,4 +232,189 @@ pub(super) fn run(args: Args, _g: &Globals) -> anyhow::Result<Outcome> {
     runtime.shutdown_background();
     audit.finish();
     Ok(Outcome::Ok)
+}
+
+/// Where `gateway install` keeps a client's servers file and policies.
+fn install_dir(g: &Globals, client: Client) -> PathBuf {
+    g.data_dir().join("gateway").join(client.slug())
+}
+
+fn backup_path(file: &Path) -> PathBuf {
+    let mut name = file.file_name().unwrap_or_default().to_os_string();
+    name.push(".toolwarden-backup");
+    file.with_file_name(name)
+}
+
+/// The servers key of a client config (VS Code: `servers`, every other client: `mcpServers`).
+fn servers_key(value: &serde_json::Value, client: Client) -> &'static str {
+    if value.get("mcpServers").is_some() {
+        "mcpServers"
+    } else if value.get("servers").is_some() || client == Client::Vscode {
+        "servers"
+    } else {
+        "mcpServers"
+    }
+}
+
+fn install(args: &InstallArgs, g: &Globals) -> anyhow::Result<Outcome> {
+    use serde_json::{Value, json};
+    let file = args.config_file.clone().unwrap_or_else(|| args.client.default_path());
+    let original = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let backup = backup_path(&file);
+    if backup.exists() {
+        return Err(UsageError(format!(
+            "{} exists: the gateway is installed already (`toolwarden gateway uninstall --client {}` first)",
+            backup.display(),
+            args.client.slug()
+        ))
+        .into());
+    }
+    let text = String::from_utf8_lossy(&original);
+    let mut config: Value = serde_json::from_str(&sources::strip_jsonc(&text))
+        .map_err(|e| UsageError(format!("{}: not JSON: {e}", file.display())))?;
+    let key = servers_key(&config, args.client);
+    let found = sources::from_client_config(&file).map_err(|e| UsageError(e.to_string()))?;
+    if found.is_empty() {
+        return Err(UsageError(format!("{}: no servers to put behind the gateway", file.display())).into());
+    }
+    let dir = install_dir(g, args.client);
+    let servers_file = dir.join("servers.json");
+    let policies = dir.join("policies");
+    let exe = std::env::current_exe().context("finding the toolwarden executable")?;
+    let mut entry = json!({
+        "command": exe.display().to_string(),
+        "args": ["gateway", "--config", servers_file.display().to_string(), "--policy-dir", policies.display().to_string()],
+    });
+    if key == "servers" {
+        entry["type"] = json!("stdio");
+    }
+    // Disabled entries stay as they are; every enabled one moves behind the gateway.
+    let mut kept = serde_json::Map::new();
+    if let Some(Value::Object(old)) = config.get(key) {
+        for (name, server) in old {
+            if server.get("disabled").and_then(Value::as_bool) == Some(true) {
+                kept.insert(name.clone(), server.clone());
+            }
+        }
+    }
+    kept.insert("toolwarden".into(), entry);
+    config[key] = Value::Object(kept);
+    let new_text = serde_json::to_string_pretty(&config)? + "\n";
+    if args.dry_run {
+        super::output::print(line_diff(&text, &new_text, &file))?;
+        eprintln!("dry run: nothing written ({} servers would move behind the gateway)", found.len());
+        return Ok(Outcome::Ok);
+    }
+    // The servers file, in the catalogue format the gateway reads.
+    let mut servers = serde_json::Map::new();
+    for source in &found {
+        let spec = match &source.spec.transport {
+            Transport::Stdio { command, args, env, cwd } => {
+                let mut s = json!({"command": command, "args": args});
+                if !env.is_empty() {
+                    s["env"] = json!(env);
+                }
+                if let Some(cwd) = cwd {
+                    s["cwd"] = json!(cwd);
+                }
+                s
+            }
+            Transport::Http { url, headers } => json!({"url": url, "headers": headers}),
+        };
+        servers.insert(source.spec.name.clone(), spec);
+    }
+    std::fs::create_dir_all(&policies).with_context(|| format!("creating {}", policies.display()))?;
+    write_atomic(&servers_file, (serde_json::to_string_pretty(&json!({"servers": servers}))? + "\n").as_bytes())?;
+    // A crawl of the servers gives each a recommended policy; one that could not be listed denies everything.
+    super::crawl::confirm_programs(&found, args.yes)?;
+    let options = crate::crawl::CrawlOptions {
+        concurrency: crate::crawl::default_concurrency(),
+        timeout: Duration::from_secs_f64(args.timeout.max(0.1)),
+        retries: 1,
+        sandbox: None,
+    };
+    let reports = super::crawl::crawl_and_store(found, options, g, None, &mut |_, _| {})?;
+    for report in &reports {
+        let path = policies.join(format!("{}.policy.json", report.server));
+        if report.ok && report.stored {
+            let n = super::policy::write_recommended(&report.server, &path, g)?;
+            eprintln!(
+                "{}: {n} tools, recommended policy in {}",
+                super::output::clean(&report.server, 60),
+                path.display()
+            );
+        } else {
+            write_atomic(&path, b"{\"version\": \"1\", \"default\": \"deny\"}\n")?;
+            eprintln!(
+                "{}: could not be listed ({}); its policy denies everything until you edit {}",
+                super::output::clean(&report.server, 60),
+                super::output::clean(report.error.as_deref().unwrap_or(""), 200),
+                path.display()
+            );
+        }
+    }
+    // The backup first, byte for byte; then the new config.
+    std::fs::write(&backup, &original).with_context(|| format!("writing {}", backup.display()))?;
+    write_atomic(&file, new_text.as_bytes())?;
+    eprintln!(
+        "{}: {} servers now behind one `toolwarden` entry; `toolwarden gateway uninstall --client {}` restores it",
+        file.display(),
+        reports.len(),
+        args.client.slug()
+    );
+    Ok(Outcome::Ok)
+}
+
+fn uninstall(args: &InstallArgs, _g: &Globals) -> anyhow::Result<Outcome> {
+    let file = args.config_file.clone().unwrap_or_else(|| args.client.default_path());
+    let backup = backup_path(&file);
+    let saved = std::fs::read(&backup).map_err(|e| {
+        UsageError(format!("{}: {e}; nothing to restore (was the gateway installed?)", backup.display()))
+    })?;
+    if args.dry_run {
+        let now = std::fs::read(&file).unwrap_or_default();
+        super::output::print(line_diff(&String::from_utf8_lossy(&now), &String::from_utf8_lossy(&saved), &file))?;
+        return Ok(Outcome::Ok);
+    }
+    write_atomic(&file, &saved)?;
+    std::fs::remove_file(&backup).with_context(|| format!("removing {}", backup.display()))?;
+    eprintln!("{}: restored as it was before `gateway install`", file.display());
+    Ok(Outcome::Ok)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// A plain line diff (`-` old, `+` new) of what changes, in the unified style people read.
+fn line_diff(old: &str, new: &str, file: &Path) -> String {
+    let (a, b): (Vec<&str>, Vec<&str>) = (old.lines().collect(), new.lines().collect());
+    // Longest common subsequence, on line counts small enough for a config file.
+    let (n, m) = (a.len().min(5000), b.len().min(5000));
+    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if a[i] == b[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+        }
+    }
+    let mut out = format!("--- {0}\n+++ {0} (after gateway install)\n", file.display());
+    let (mut i, mut j) = (0, 0);
+    while i < n || j < m {
+        if i < n && j < m && a[i] == b[j] {
+            out.push_str(&format!(" {}\n", a[i]));
+            i += 1;
+            j += 1;
+        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            out.push_str(&format!("+{}\n", b[j]));
+            j += 1;
+        } else {
+            out.push_str(&format!("-{}\n", a[i]));
+            i += 1;
+        }
+    }
+    out
 }

@@ -23,6 +23,7 @@ mod proxy;
 mod quickstart;
 mod sarif;
 mod scan;
+mod scan_report;
 mod search;
 mod show;
 mod stats;

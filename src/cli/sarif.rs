@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::scan::{ScanFinding, ScanReport};
+use super::scan_report::{ScanFinding, ScanReport};
 use crate::classify::FindingInfo;
 use crate::model::Risk;
 

@@ -12,13 +12,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde::Serialize;
 
 use super::output::{self, Format, clean};
 use super::{Globals, Outcome, UsageError};
 use crate::catalogue::Catalogue;
 use crate::crawl::{self, CrawlOptions, sources};
-use crate::model::{Category, Classification, Risk, ServerSnapshot, Tool};
+use crate::model::{Classification, Risk, ServerSnapshot, Tool};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -74,53 +73,7 @@ impl FailOn {
     }
 }
 
-/// One finding of a scan.
-#[derive(Debug, Clone, Serialize)]
-pub(super) struct ScanFinding {
-    pub server: String,
-    /// `None` for a finding about the server as a whole (it could not be listed).
-    pub tool: Option<String>,
-    pub id: String,
-    pub severity: Risk,
-    pub text: String,
-    /// The file that named the server (config, client config or capture), or `command line`.
-    pub origin: String,
-}
-
-/// One scanned server.
-#[derive(Debug, Clone, Serialize)]
-pub(super) struct ScannedServer {
-    pub server: String,
-    pub origin: String,
-    pub ok: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    pub tools: usize,
-    pub stored: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pin: Option<crate::pin::PinDrift>,
-}
-
-/// A tool whose risk is high or critical (listed for people to review; not a finding by itself).
-#[derive(Debug, Clone, Serialize)]
-pub(super) struct RiskyTool {
-    pub server: String,
-    pub tool: String,
-    pub category: Category,
-    pub risk: Risk,
-}
-
-/// What `scan --format json` prints.
-#[derive(Debug, Clone, Serialize)]
-pub(super) struct ScanReport {
-    pub servers: Vec<ScannedServer>,
-    pub findings: Vec<ScanFinding>,
-    pub risky_tools: Vec<RiskyTool>,
-    /// `--fail-on` as a level, `null` for `never`.
-    pub fail_on: Option<Risk>,
-    /// Whether a finding reached `fail_on` (the exit code is 1).
-    pub failed: bool,
-}
+pub(super) use super::scan_report::{RiskyTool, ScanFinding, ScanReport, ScannedServer};
 
 /// The tools of one listed server, as the scan saw them.
 struct Listed {

@@ -318,7 +318,13 @@ pub fn from_client_config(path: &Path) -> Result<Vec<Source>, SourceError> {
 }
 
 /// Remove `//` and `/* */` comments and trailing commas outside strings.
-fn strip_jsonc(text: &str) -> String {
+pub fn strip_jsonc(text: &str) -> String {
+    // Twice: a trailing comma followed by a comment (`}, // last`) is only seen as trailing once the comment
+    // is gone. The second pass finds no comment left and changes nothing else.
+    strip_jsonc_once(&strip_jsonc_once(text))
+}
+
+fn strip_jsonc_once(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     let mut in_string = false;

@@ -37,6 +37,10 @@ fn jsonc_comments_and_trailing_commas_are_stripped() {
     let v: Value = serde_json::from_str(&strip_jsonc(text)).unwrap();
     assert_eq!(v["a"], "x // not a comment");
     assert_eq!(v["b"], serde_json::json!([1, 2]));
+    // A trailing comma followed by a comment, as VS Code users write them.
+    let text = "{\n \"s\": { \"a\": 1 }, // last\n}";
+    let v: Value = serde_json::from_str(&strip_jsonc(text)).unwrap();
+    assert_eq!(v["s"]["a"], 1);
 }
 
 #[test]

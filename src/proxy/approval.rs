@@ -90,7 +90,7 @@ impl Approvals {
             Ok(Err(by)) => return Answer::Approved { by: format!("{by} (standing approval)") },
             Err(answer) => return answer,
         };
-        let tool = crate::cli::output::clean(&held.call.tool, 80);
+        let tool = crate::model::text::clean(&held.call.tool, 80);
         let local = queued.local;
         match &queued.shared {
             Some((_, id)) => tracing::warn!(
@@ -291,12 +291,12 @@ fn store_failed(e: &dyn std::fmt::Display) -> Answer {
 /// The `elicitation/create` params that ask the client's user about a held call.
 pub fn elicitation_params(held: &Held) -> Value {
     let args = serde_json::to_string(&held.call.arguments).unwrap_or_default();
-    let args = crate::cli::output::clean(&args, 2000);
-    let tool = crate::cli::output::clean(&held.call.tool, 200);
+    let args = crate::model::text::clean(&args, 2000);
+    let tool = crate::model::text::clean(&held.call.tool, 200);
     let message = format!(
         "toolwarden: the agent wants to call `{tool}` with arguments {args}. The policy asks a person first: {}. \
          Approve this call?",
-        crate::cli::output::clean(&held.reason, 500)
+        crate::model::text::clean(&held.reason, 500)
     );
     json!({
         "message": message,
@@ -312,7 +312,7 @@ pub fn elicitation_params(held: &Held) -> Value {
 pub fn elicitation_answer(response: &Value) -> Answer {
     if let Some(error) = response.get("error") {
         let message = error.get("message").and_then(Value::as_str).unwrap_or("an error");
-        let reason = format!("the client could not ask its user ({})", crate::cli::output::clean(message, 200));
+        let reason = format!("the client could not ask its user ({})", crate::model::text::clean(message, 200));
         return Answer::Refused { decision: "error", reason, by: None };
     }
     let result = response.get("result").unwrap_or(&Value::Null);

@@ -16,6 +16,7 @@ pub mod counters;
 pub mod gate;
 pub mod http;
 pub mod lines;
+pub mod link;
 pub mod policy_gate;
 mod probe;
 pub mod redis_approvals;

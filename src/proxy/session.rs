@@ -17,16 +17,11 @@ use tokio::time::Instant;
 use serde_json::Value;
 
 use super::approval::{self, Answer, Approvals};
+use super::link::{Link, Linked};
 use super::relay::{Approved, Held, Relay, ToClient, error_message};
-use super::supervisor::Link;
 use super::upstream::Connected;
 
-/// Where a session's messages go. Implementations must not block for long.
-pub trait Outbox: Send + Sync {
-    fn send(&self, message: ToClient);
-    /// No more messages will be sent (a child's stdin is closed, an HTTP session deleted).
-    fn close(&self) {}
-}
+pub use super::link::Outbox;
 
 /// Deadlines of forwarded calls, in one queue per session served by one timer task. Every call gets the same
 /// timeout, so a new deadline is never earlier than any the timer already sleeps towards: the task only needs
@@ -81,7 +76,8 @@ impl Session {
         let (to_upstream, link) = (Arc::clone(&connected.outbox), connected.link());
         let session = Session::build(relay, to_client, to_upstream, call_timeout, runtime, approvals, link.clone());
         if let Some(link) = link {
-            link.attach(&session);
+            let linked: Arc<dyn Linked> = session.clone();
+            link.attach(Arc::downgrade(&linked));
         }
         session
     }
@@ -325,6 +321,20 @@ impl Session {
     /// The client is gone: let the upstream know.
     pub fn close_upstream(&self) {
         self.to_upstream.close();
+    }
+}
+
+impl Linked for Session {
+    fn name(&self) -> String {
+        self.relay.session().to_string()
+    }
+
+    fn upstream_closed(&self, why: &str) {
+        Session::upstream_closed(self, why);
+    }
+
+    fn tell_client(&self, bytes: Vec<u8>) {
+        Session::tell_client(self, bytes);
     }
 }
 

@@ -18,16 +18,16 @@
 //! more than without `--restart`, and without `--restart` there is no supervisor at all.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use super::ProxyError;
 use super::audit::Audit;
+use super::link::{Link, Outbox};
 use super::probe::Heads;
 use super::relay::ToClient;
-use super::session::{Outbox, Session};
 use super::upstream::{self, ChildOutbox, Connected, Events};
 
 /// Longest wait between restarts, however many there were in a row.
@@ -82,39 +82,6 @@ impl Schedule {
     /// Restarts in a row so far (the one just scheduled included).
     pub fn restarts(&self) -> u32 {
         self.restarts
-    }
-}
-
-/// The session's view of a supervised upstream: whether it can take messages now. The session holds the read
-/// lock while it routes and forwards a client message; the supervisor takes the write lock to go down, so a
-/// request is either forwarded before the drain (and answered by it) or refused as "restarting".
-#[derive(Debug)]
-pub struct Link {
-    up: RwLock<bool>,
-    session: OnceLock<Weak<Session>>,
-}
-
-impl Link {
-    fn new() -> Link {
-        Link { up: RwLock::new(true), session: OnceLock::new() }
-    }
-
-    /// The session this link serves (set once, when the session is built).
-    pub(crate) fn attach(&self, session: &Arc<Session>) {
-        let _ = self.session.set(Arc::downgrade(session));
-    }
-
-    /// Held while a client message is routed and forwarded: `true` when the upstream takes messages.
-    pub(crate) fn read(&self) -> RwLockReadGuard<'_, bool> {
-        self.up.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn set(&self, up: bool) {
-        *self.up.write().unwrap_or_else(|e| e.into_inner()) = up;
-    }
-
-    fn session(&self) -> Option<Arc<Session>> {
-        self.session.get().and_then(Weak::upgrade)
     }
 }
 
@@ -299,7 +266,7 @@ impl Supervisor {
     }
 
     fn session_name(&self) -> String {
-        self.link.session().map(|s| s.relay.session().to_string()).unwrap_or_default()
+        self.link.session().map(|s| s.name()).unwrap_or_default()
     }
 
     /// A message from the client on its way upstream, while the handshake is unknown: remember `initialize`.
@@ -489,7 +456,7 @@ impl Supervisor {
         let problem = match (got, expected.as_deref()) {
             _ if answer.get("error").is_some() => Some(format!(
                 "the restarted server refused the replayed initialize: {}",
-                crate::cli::output::clean(&answer["error"].to_string(), 300)
+                crate::model::text::clean(&answer["error"].to_string(), 300)
             )),
             (Some(got), Some(expected)) if got == expected => None,
             (got, expected) => Some(format!(

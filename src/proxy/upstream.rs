@@ -23,10 +23,9 @@ use reqwest::header::HeaderValue;
 
 use super::ProxyError;
 use super::lines::{Frame, LineReader};
+use super::link::{Link, Outbox};
 use super::probe::Heads;
 use super::relay::ToClient;
-use super::session::Outbox;
-use super::supervisor::Link;
 
 /// Where the upstream server is.
 #[derive(Debug, Clone)]

@@ -138,6 +138,7 @@ args = [{fixture:?}]
 [servers.late]
 command = "python3"
 args = [{hostile:?}, "slow"]
+env = {{ SLOW_SECS = "8" }}
 "#,
         bin = assert_cmd::cargo::cargo_bin("toolwarden").display().to_string(),
         memory = dep("TOOLWARDEN_TEST_MEMORY"),
@@ -167,14 +168,21 @@ args = [{hostile:?}, "slow"]
 fn five_servers_behind_one_gateway_each_with_its_own_policy() {
     let env = Env::new();
     setup(&env);
-    let mut gw = Gateway::start(&env, &["--startup-timeout", "1"]);
+    let mut gw = Gateway::start(&env, &["--startup-timeout", "5"]);
     let init = gw.request(
         "initialize",
         json!({"protocolVersion": "2025-06-18", "capabilities": {"sampling": {}}, "clientInfo": {"name": "t", "version": "1"}}),
     );
     assert_eq!(init["result"]["serverInfo"]["name"], "toolwarden-gateway", "{init}");
     gw.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-    let tools = gw.tools();
+    // Servers that start in under --startup-timeout are there at once (a loaded machine may still be slower:
+    // then they arrive through list_changed, which this waits for).
+    let started = Instant::now();
+    let mut tools = gw.tools();
+    while !tools.iter().any(|t| t.starts_with("time__")) && started.elapsed() < PATIENCE {
+        std::thread::sleep(Duration::from_millis(200));
+        tools = gw.tools();
+    }
     for expected in ["demo__get_customer", "memory__read_graph", "time__get_current_time", "fixture__echo"] {
         assert!(tools.contains(&expected.to_string()), "{expected} in {tools:?}");
     }
@@ -245,4 +253,123 @@ fn a_server_without_a_policy_stops_the_start_and_says_which() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no policy for server \"time\""), "{stderr}");
+}
+
+/// A Claude Desktop config as people have them: servers, a disabled one, and settings of the app itself.
+fn claude_desktop_config() -> String {
+    let time = std::env::var("TOOLWARDEN_TEST_TIME").expect("run through scripts/test");
+    let bin = assert_cmd::cargo::cargo_bin("toolwarden").display().to_string();
+    format!(
+        r#"{{
+  "mcpServers": {{
+    "demo": {{ "command": {bin:?}, "args": ["demo-server"] }},
+    "time": {{ "command": {time:?}, "args": ["--local-timezone", "UTC"] }},
+    "old": {{ "command": "npx", "args": ["-y", "some-server"], "disabled": true }}
+  }},
+  "globalShortcut": "Ctrl+Space"
+}}
+"#
+    )
+}
+
+#[test]
+fn install_puts_every_server_behind_one_entry_and_uninstall_restores_the_file_exactly() {
+    let env = Env::new();
+    let original = claude_desktop_config();
+    let file = env.write("claude_desktop_config.json", &original);
+    let file_arg = file.display().to_string();
+    let install = ["gateway", "install", "--client", "claude-desktop", "--config-file", &file_arg];
+    // Dry run: the diff, and nothing written.
+    let out = env.run(install.iter().copied().chain(["--dry-run"]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let diff = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        diff.contains("+    \"toolwarden\": {") && diff.lines().any(|l| l.starts_with('-') && l.contains("\"time\"")),
+        "{diff}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), original);
+    // Install: backup, servers file, one policy per server, and one entry in the client.
+    let out = env.run(install.iter().copied().chain(["--yes"]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(env.path("claude_desktop_config.json.toolwarden-backup")).unwrap(), original);
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(config["globalShortcut"], "Ctrl+Space", "the client's own settings stay");
+    let servers = config["mcpServers"].as_object().unwrap();
+    let mut names: Vec<&str> = servers.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(names, ["old", "toolwarden"], "a disabled server stays as it was");
+    let dir = env.data_dir().join("gateway/claude-desktop");
+    for server in ["demo", "time"] {
+        let policy: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(format!("policies/{server}.policy.json"))).unwrap())
+                .unwrap();
+        assert_eq!(policy["version"], "1", "{policy}");
+    }
+    // The entry the client now has starts a gateway serving both servers.
+    let entry = &servers["toolwarden"];
+    let mut child = Command::new(entry["command"].as_str().unwrap())
+        .args(entry["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()))
+        .env("TOOLWARDEN_DATA_DIR", env.data_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut ask = |msg: Value| -> Value {
+        writeln!(stdin, "{msg}").unwrap();
+        loop {
+            let mut line = String::new();
+            assert!(stdout.read_line(&mut line).unwrap() > 0, "the gateway exited");
+            let answer: Value = serde_json::from_str(&line).unwrap();
+            if answer.get("method").is_none() && answer["id"] == msg["id"] {
+                return answer;
+            }
+        }
+    };
+    ask(
+        json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
+    );
+    let list = ask(json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}));
+    let tools: Vec<&str> =
+        list["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(tools.contains(&"demo__get_customer") && tools.contains(&"time__get_current_time"), "{tools:?}");
+    // The balanced policy of the demo server does not let a refund through unasked.
+    let refund = ask(
+        json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"demo__create_refund","arguments":{"order_id":"o1","amount":5}}}),
+    );
+    assert!(
+        refund["result"]["content"][0]["text"].as_str().unwrap_or("").contains("toolwarden")
+            || !tools.contains(&"demo__create_refund"),
+        "{refund}"
+    );
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    // A second install is refused; uninstall restores the file byte for byte.
+    assert_eq!(env.run(install.iter().copied().chain(["--yes"])).status.code(), Some(2));
+    let out = env.run(["gateway", "uninstall", "--client", "claude-desktop", "--config-file", &file_arg]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), original);
+    assert!(!env.path("claude_desktop_config.json.toolwarden-backup").exists());
+}
+
+#[test]
+fn a_vscode_config_with_comments_is_restored_exactly() {
+    let env = Env::new();
+    let bin = assert_cmd::cargo::cargo_bin("toolwarden").display().to_string();
+    let original = format!(
+        "// VS Code MCP servers\n{{\n  \"servers\": {{\n    \"demo\": {{ \"type\": \"stdio\", \"command\": {bin:?}, \"args\": [\"demo-server\"] }}, // ours\n  }},\n  \"inputs\": []\n}}\n"
+    );
+    let file = env.write("mcp.json", &original);
+    let file_arg = file.display().to_string();
+    let out = env.run(["gateway", "install", "--client", "vscode", "--config-file", &file_arg, "--yes"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(config["servers"]["toolwarden"]["type"], "stdio");
+    assert_eq!(config["inputs"], json!([]));
+    let out = env.run(["gateway", "uninstall", "--client", "vscode", "--config-file", &file_arg]);
+    assert!(out.status.success());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), original, "comments and trailing commas come back");
 }
