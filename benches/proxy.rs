@@ -90,8 +90,20 @@ fn stdio_part(
         shared.args(["proxy", "--policy", policy, "--state", &redis.url, "--"]).arg(exe);
         stdio_run(shared, calls)
     });
+    // The gateway with five upstreams (the same echo server five times), calls to the third one; no audit
+    // table, like --no-audit-db.
+    let servers = audit.with_file_name("servers.toml");
+    let entries: String =
+        (0..5).map(|i| format!("[servers.s{i}]\ncommand = {:?}\n\n", exe.display().to_string())).collect();
+    std::fs::write(&servers, entries).unwrap();
+    let mut gateway = Command::new(toolwarden);
+    gateway.env("TOOLWARDEN_DATA_DIR", data);
+    gateway.args(["gateway", "--policy", policy, "--config"]).arg(&servers);
+    let through_gateway = stdio_run_named(gateway, calls, "s2__echo");
     report("direct", &direct, None);
     report("proxy, --no-audit-db", &without_db, Some(&direct));
+    report("gateway, 5 upstreams", &through_gateway, Some(&direct));
+    report("gateway vs proxy --no-audit-db", &through_gateway, Some(&without_db));
     report("proxy, --no-audit-db --restart 3", &with_restart, Some(&direct));
     report("--restart 3 vs without", &with_restart, Some(&without_db));
     report("through proxy (audit table)", &proxied, Some(&direct));
@@ -367,13 +379,23 @@ fn us(d: Duration) -> f64 {
 }
 
 fn call(id: usize) -> String {
-    json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello","n":id}}})
+    call_named(id, "echo")
+}
+
+fn call_named(id: usize, tool: &str) -> String {
+    json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":{"text":"hello","n":id}}})
         .to_string()
 }
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#;
 
-fn stdio_run(mut cmd: Command, calls: usize) -> Run {
+fn stdio_run(cmd: Command, calls: usize) -> Run {
+    stdio_run_named(cmd, calls, "echo")
+}
+
+/// `calls` sequential calls of `tool`, one line in and one line out each (the first answer of a gateway waits
+/// for every upstream's `initialize`, so nothing else arrives between answers).
+fn stdio_run_named(mut cmd: Command, calls: usize, tool: &str) -> Run {
     let mut child: Child =
         cmd.env(SERVER_ENV, "stdio").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("start");
     let mut stdin = child.stdin.take().unwrap();
@@ -388,12 +410,12 @@ fn stdio_run(mut cmd: Command, calls: usize) -> Run {
     };
     roundtrip(INIT, &mut line);
     for id in 1..=calls / 10 {
-        roundtrip(&call(id), &mut line);
+        roundtrip(&call_named(id, tool), &mut line);
     }
     let mut latencies = Vec::with_capacity(calls);
     let start = Instant::now();
     for id in 0..calls {
-        let msg = call(calls + id);
+        let msg = call_named(calls + id, tool);
         let t = Instant::now();
         roundtrip(&msg, &mut line);
         latencies.push(t.elapsed());

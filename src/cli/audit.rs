@@ -12,6 +12,9 @@ pub struct Args {
     /// Only calls of this tool (exact name)
     #[arg(long, value_name = "T")]
     pub tool: Option<String>,
+    /// Only calls to this server (behind a gateway)
+    #[arg(long, value_name = "S")]
+    pub server: Option<String>,
     /// Only this decision: allow, deny, approve, approved, denied, declined, cancelled, timed_out, expired, invalid
     #[arg(long, value_name = "D")]
     pub decision: Option<String>,
@@ -27,16 +30,19 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     output::require_format("audit", g.format, &[Format::Table, Format::Json])?;
     let since = args.since.as_deref().map(parse_since).transpose()?;
     let journal = Journal::open(&g.data_dir())?;
-    let query = AuditQuery { tool: args.tool, decision: args.decision, since, limit: Some(args.limit) };
+    let query =
+        AuditQuery { tool: args.tool, server: args.server, decision: args.decision, since, limit: Some(args.limit) };
     let rows = journal.audit(&query)?;
     if g.format == Format::Json {
         output::print_json(&rows)?;
         return Ok(Outcome::Ok);
     }
-    let mut table = output::table(["TIME", "TOOL", "DECISION", "OUTCOME", "RULE", "REASON", "IDENTITY", "BY"]);
+    let mut table =
+        output::table(["TIME", "SERVER", "TOOL", "DECISION", "OUTCOME", "RULE", "REASON", "IDENTITY", "BY"]);
     for r in &rows {
         table.add_row([
             r.time.clone(),
+            clean(r.server.as_deref().unwrap_or(""), 30),
             clean(&r.tool, 40),
             r.decision.clone(),
             r.outcome.clone().unwrap_or_default(),

@@ -45,6 +45,9 @@ pub struct Args {
     /// Append one JSON line per decision to FILE
     #[arg(long, value_name = "FILE")]
     pub audit: Option<PathBuf>,
+    /// Do not also record decisions in the catalogue's audit table (read by `toolwarden audit --server S`)
+    #[arg(long)]
+    pub no_audit_db: bool,
     /// Largest message accepted from either side, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
     pub max_message: usize,
@@ -190,9 +193,17 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         let gate = Arc::new(PolicyGate::new(policy, Arc::new(MemoryCounters::new())));
         servers.push(Server { name, spec: upstream(&source.spec.transport), gate });
     }
-    let audit = Arc::new(match &args.audit {
+    let audit = match &args.audit {
         Some(path) => Audit::open(path, false)?,
         None => Audit::disabled(),
+    };
+    let audit = Arc::new(if args.no_audit_db {
+        audit
+    } else {
+        let data_dir = g.data_dir();
+        let journal = crate::journal::Journal::open(&data_dir)
+            .with_context(|| format!("opening the catalogue database in {}", data_dir.display()))?;
+        audit.with_journal(Arc::new(journal), false)
     });
     let config = Config {
         servers,

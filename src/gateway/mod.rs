@@ -238,12 +238,8 @@ impl Gateway {
                 return;
             }
         };
-        let relay = Relay::new(
-            Arc::clone(&up.server.gate),
-            Arc::clone(&self.audit),
-            format!("{}/{name}", self.session_id),
-            None,
-        );
+        let relay = Relay::new(Arc::clone(&up.server.gate), Arc::clone(&self.audit), self.session_id.clone(), None)
+            .with_server(name.clone());
         let outbox: Arc<dyn Outbox> = Arc::new(FromServer { gateway: self.me.clone(), server: i });
         let session = Session::connected(relay, outbox, &connected, self.call_timeout, self.runtime.clone(), None);
         connected.start(Arc::new(ServerEvents { gateway: self.me.clone(), server: i, session: Arc::clone(&session) }));
@@ -372,7 +368,8 @@ impl Gateway {
         let server = &self.upstreams[i].server.name;
         self.audit.write(&crate::proxy::audit::Record {
             time: jiff::Timestamp::now(),
-            session: &format!("{}/{server}", self.session_id),
+            session: &self.session_id,
+            server: Some(server),
             identity: None,
             tool: "",
             args_sha256: String::new(),

@@ -35,6 +35,9 @@ pub struct Record<'a> {
     #[serde(serialize_with = "rfc3339")]
     pub time: jiff::Timestamp,
     pub session: &'a str,
+    /// The server the call went to (behind a gateway; `None` for a proxy of one server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<&'a str>,
     pub identity: Option<&'a str>,
     pub tool: &'a str,
     pub args_sha256: String,
@@ -60,6 +63,7 @@ impl Record<'_> {
         AuditRow {
             time: crate::store::format_time(self.time),
             session: self.session.to_string(),
+            server: self.server.map(str::to_string),
             identity: self.identity.map(str::to_string),
             tool: self.tool.to_string(),
             args_sha256: self.args_sha256.clone(),

@@ -293,6 +293,8 @@ pub struct Relay {
     elicitations: Mutex<HashMap<String, tokio::sync::oneshot::Sender<Value>>>,
     advertised: Mutex<Advertised>,
     queued: Mutex<Queued>,
+    /// The server this relay fronts, named in every audit record (behind a gateway).
+    server: Option<String>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -319,12 +321,19 @@ impl Relay {
             elicitations: Mutex::default(),
             advertised: Mutex::default(),
             queued: Mutex::default(),
+            server: None,
         }
     }
 
     /// Hold calls that need approval (see [`FromClient::held`]) instead of refusing them.
     pub fn with_approvals(mut self, on: bool) -> Relay {
         self.approvals = on;
+        self
+    }
+
+    /// Name the server in every audit record.
+    pub fn with_server(mut self, server: impl Into<String>) -> Relay {
+        self.server = Some(server.into());
         self
     }
 
@@ -813,6 +822,7 @@ impl Relay {
         self.audit.write(&Record {
             time: jiff::Timestamp::now(),
             session: &self.session,
+            server: self.server.as_deref(),
             identity: self.identity.as_deref(),
             tool,
             args_sha256: audit::digest(args),
@@ -946,6 +956,7 @@ impl Relay {
         self.audit.write(&Record {
             time: jiff::Timestamp::now(),
             session: &self.session,
+            server: self.server.as_deref(),
             identity: self.identity.as_deref(),
             tool: call.tool,
             args_sha256: call.digest,

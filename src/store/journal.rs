@@ -64,6 +64,9 @@ pub struct Decision<'a> {
 pub struct AuditRow {
     pub time: String,
     pub session: String,
+    /// The server the call went to, behind a gateway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     pub identity: Option<String>,
     pub tool: String,
     pub args_sha256: String,
@@ -84,6 +87,7 @@ pub struct AuditRow {
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
     pub tool: Option<String>,
+    pub server: Option<String>,
     pub decision: Option<String>,
     /// Store time format (see [`super::now`]); rows at or after it.
     pub since: Option<String>,
@@ -239,8 +243,8 @@ impl Store {
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO audit(time, session, identity, tool, args_sha256, args, decision, rule, reason, outcome,
-                                   upstream_latency_us, decided_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                   upstream_latency_us, decided_by, server)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
             for row in rows {
                 let args = row.args.as_ref().map(serde_json::to_string).transpose()?;
@@ -257,6 +261,7 @@ impl Store {
                     row.outcome,
                     row.upstream_latency_us,
                     row.decided_by,
+                    row.server,
                 ])?;
             }
         }
@@ -269,16 +274,18 @@ impl Store {
         let limit = q.limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let mut stmt = self.conn.prepare_cached(
             "SELECT time, session, identity, tool, args_sha256, args, decision, rule, reason, outcome,
-                    upstream_latency_us, decided_by
+                    upstream_latency_us, decided_by, server
              FROM audit WHERE (?1 IS NULL OR tool = ?1) AND (?2 IS NULL OR decision = ?2) AND (?3 IS NULL OR time >= ?3)
+               AND (?5 IS NULL OR server = ?5)
              ORDER BY id DESC LIMIT ?4",
         )?;
         let mut rows: Vec<AuditRow> = stmt
-            .query_map(params![q.tool, q.decision, q.since, limit], |r| {
+            .query_map(params![q.tool, q.decision, q.since, limit, q.server], |r| {
                 let args: Option<String> = r.get(5)?;
                 Ok(AuditRow {
                     time: r.get(0)?,
                     session: r.get(1)?,
+                    server: r.get(12)?,
                     identity: r.get(2)?,
                     tool: r.get(3)?,
                     args_sha256: r.get(4)?,

@@ -101,6 +101,7 @@ fn audit_rows_filter_and_keep_the_newest() {
     let row = |tool: &str, decision: &str, time: &str| AuditRow {
         time: time.into(),
         session: "s".into(),
+        server: None,
         identity: Some("alice".into()),
         tool: tool.into(),
         args_sha256: "d".into(),
@@ -123,10 +124,17 @@ fn audit_rows_filter_and_keep_the_newest() {
         decision: decision.map(Into::into),
         since: since.map(Into::into),
         limit,
+        server: None,
     };
     assert_eq!(store.audit(&q(None, None, None, None)).unwrap(), rows);
     assert_eq!(store.audit(&q(Some("a"), Some("deny"), None, None)).unwrap(), [rows[2].clone()]);
     assert_eq!(store.audit(&q(None, None, Some("2026-01-02T00:00:00.000Z"), None)).unwrap(), rows[1..]);
     assert_eq!(store.audit(&q(None, None, None, Some(2))).unwrap(), rows[1..]);
     assert!(store.audit(&q(Some("a'; DROP TABLE audit; --"), None, None, None)).unwrap().is_empty());
+    // Rows of one server (behind a gateway) are found by it; rows without one are not.
+    let mut behind = rows[0].clone();
+    behind.server = Some("memory".into());
+    store.append_audit(std::slice::from_ref(&behind)).unwrap();
+    let by_server = AuditQuery { server: Some("memory".into()), ..AuditQuery::default() };
+    assert_eq!(store.audit(&by_server).unwrap(), [behind]);
 }

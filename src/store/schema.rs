@@ -225,4 +225,9 @@ CREATE TABLE queue_receipts (
     at  TEXT NOT NULL
 ) STRICT;
 "#,
+    // 7: the server a decision concerns (`toolwarden gateway` fronts many), for `audit --server`.
+    r#"
+ALTER TABLE audit ADD COLUMN server TEXT;
+CREATE INDEX audit_server ON audit(server, time);
+"#,
 ];
