@@ -37,10 +37,18 @@ pub enum PolicyCommand {
     },
     /// Validate a policy file (JSON or YAML): errors exit 2, warnings are printed and exit 0
     Check {
-        file: PathBuf,
+        /// The policy file (or, with --gateway, none: every server's file in --policy-dir)
+        #[arg(required_unless_present = "gateway")]
+        file: Option<PathBuf>,
         /// Compare with the tools of these catalogue servers only (default: all, when a catalogue exists)
         #[arg(long, value_name = "NAME")]
         server: Vec<String>,
+        /// Check the policies of a gateway: one per server of this servers file, in --policy-dir
+        #[arg(long, value_name = "SERVERS_FILE", requires = "policy_dir", conflicts_with = "file")]
+        gateway: Option<PathBuf>,
+        /// Where the gateway's policies are (SERVER.policy.json)
+        #[arg(long, value_name = "DIR", requires = "gateway")]
+        policy_dir: Option<PathBuf>,
     },
     /// Show the decision a policy makes for one call, and why
     Explain {
@@ -68,7 +76,11 @@ pub enum PolicyCommand {
 pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     match args.command {
         PolicyCommand::Generate { server, profile, out } => generate(&server, &profile, out.as_deref(), g),
-        PolicyCommand::Check { file, server } => check(&file, &server, g),
+        PolicyCommand::Check { file, server, gateway, policy_dir } => match (file, gateway, policy_dir) {
+            (_, Some(servers), Some(dir)) => check_gateway(&servers, &dir, g),
+            (Some(file), _, _) => check(&file, &server, g),
+            _ => Err(UsageError("give a policy FILE, or --gateway SERVERS_FILE --policy-dir DIR".into()).into()),
+        },
         PolicyCommand::Explain { file, tool, args, identity } => explain(&file, &tool, args.as_deref(), &identity, g),
         PolicyCommand::Import { file, out } => import(&file, out.as_deref(), g),
         PolicyCommand::Schema => {
@@ -129,6 +141,101 @@ fn write_policy(p: &policy::Policy, out: Option<&Path>) -> anyhow::Result<()> {
 fn check(file: &Path, servers: &[String], g: &Globals) -> anyhow::Result<Outcome> {
     require_format("policy check", g.format, &[Format::Table, Format::Json])?;
     let name = file.display().to_string();
+    let (diagnostics, errors, warnings) = check_file(file, servers, g)?;
+    if g.format == Format::Json {
+        output::print_json(&serde_json::json!({
+            "file": name, "valid": errors == 0, "errors": errors, "warnings": warnings, "diagnostics": diagnostics,
+        }))?;
+    } else {
+        print_diagnostics(&name, &diagnostics, errors, warnings, g)?;
+    }
+    if errors > 0 {
+        return Err(UsageError(format!("{name}: {errors} error(s)")).into());
+    }
+    Ok(Outcome::Ok)
+}
+
+fn print_diagnostics(
+    name: &str,
+    diagnostics: &[policy::Diagnostic],
+    errors: usize,
+    warnings: usize,
+    g: &Globals,
+) -> anyhow::Result<()> {
+    for d in diagnostics {
+        eprintln!("{}", output::clean(&d.render(name), 400));
+    }
+    if !g.quiet && errors == 0 {
+        let w = if warnings == 0 { String::new() } else { format!(" ({warnings} warning(s))") };
+        output::print(format!("{name}: ok{w}"))?;
+    }
+    Ok(())
+}
+
+/// `policy check --gateway servers.toml --policy-dir DIR`: every server's policy, checked against that server's
+/// catalogued tools; a server without a policy is an error (the gateway would not start), a policy file that
+/// names no server of the config a warning.
+fn check_gateway(servers_file: &Path, dir: &Path, g: &Globals) -> anyhow::Result<Outcome> {
+    require_format("policy check", g.format, &[Format::Table, Format::Json])?;
+    let servers = crate::crawl::sources::from_servers_file(servers_file).map_err(|e| UsageError(e.to_string()))?;
+    let names: Vec<String> = servers.iter().map(|s| s.spec.name.clone()).collect();
+    let mut files = Vec::new();
+    let mut total_errors = 0;
+    for server in &names {
+        let path = dir.join(format!("{server}.policy.json"));
+        let shown = path.display().to_string();
+        if !path.is_file() {
+            total_errors += 1;
+            let message = format!("server {server:?} has no policy: the gateway would not start");
+            if g.format == Format::Json {
+                files.push(serde_json::json!({"server": server, "file": shown, "valid": false, "errors": 1,
+                    "warnings": 0, "diagnostics": [{"level": "error", "message": message}]}));
+            } else {
+                eprintln!("error: {shown}: {message}");
+            }
+            continue;
+        }
+        let (diagnostics, errors, warnings) = check_file(&path, std::slice::from_ref(server), g)?;
+        total_errors += errors;
+        if g.format == Format::Json {
+            files.push(serde_json::json!({"server": server, "file": shown, "valid": errors == 0, "errors": errors,
+                "warnings": warnings, "diagnostics": diagnostics}));
+        } else {
+            print_diagnostics(&shown, &diagnostics, errors, warnings, g)?;
+        }
+    }
+    let mut unknown = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if let Some(stem) = file.strip_suffix(".policy.json")
+                && !names.iter().any(|n| n == stem)
+            {
+                unknown.push(stem.to_string());
+                if g.format != Format::Json {
+                    eprintln!(
+                        "warning: {}: no server {:?} in {}; the gateway ignores this file",
+                        entry.path().display(),
+                        output::clean(stem, 80),
+                        servers_file.display()
+                    );
+                }
+            }
+        }
+    }
+    unknown.sort();
+    if g.format == Format::Json {
+        output::print_json(&serde_json::json!({"gateway": servers_file.display().to_string(),
+            "valid": total_errors == 0, "files": files, "unknown_servers": unknown}))?;
+    }
+    if total_errors > 0 {
+        return Err(UsageError(format!("{}: {total_errors} error(s)", servers_file.display())).into());
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Parse and check one policy file: its diagnostics (located), error and warning counts.
+fn check_file(file: &Path, servers: &[String], g: &Globals) -> anyhow::Result<(Vec<policy::Diagnostic>, usize, usize)> {
     let source = policy::read_source(file)?;
     let mut diagnostics = match source.parse() {
         Err(d) => vec![d],
@@ -143,23 +250,7 @@ fn check(file: &Path, servers: &[String], g: &Globals) -> anyhow::Result<Outcome
     diagnostics.sort_by_key(|d| (d.line.unwrap_or(usize::MAX), d.column.unwrap_or(0)));
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.len() - errors;
-    if g.format == Format::Json {
-        output::print_json(&serde_json::json!({
-            "file": name, "valid": errors == 0, "errors": errors, "warnings": warnings, "diagnostics": diagnostics,
-        }))?;
-    } else {
-        for d in &diagnostics {
-            eprintln!("{}", output::clean(&d.render(&name), 400));
-        }
-        if !g.quiet && errors == 0 {
-            let w = if warnings == 0 { String::new() } else { format!(" ({warnings} warning(s))") };
-            output::print(format!("{name}: ok{w}"))?;
-        }
-    }
-    if errors > 0 {
-        return Err(UsageError(format!("{name}: {errors} error(s)")).into());
-    }
-    Ok(Outcome::Ok)
+    Ok((diagnostics, errors, warnings))
 }
 
 /// The catalogue's tool definitions, when there is a catalogue; checks skip catalogue warnings otherwise.

@@ -375,3 +375,24 @@ fn a_vscode_config_with_comments_is_restored_exactly() {
     assert!(out.status.success());
     assert_eq!(std::fs::read_to_string(&file).unwrap(), original, "comments and trailing commas come back");
 }
+
+#[test]
+fn policy_check_reads_a_gateways_policies_against_its_servers() {
+    let env = Env::new();
+    setup(&env);
+    env.write("policies/gone.policy.json", r#"{"version":"1","default":"deny"}"#);
+    let out = env.run(["policy", "check", "--gateway", "servers.toml", "--policy-dir", "policies", "--format", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["valid"], true);
+    assert_eq!(report["files"].as_array().unwrap().len(), 5);
+    assert_eq!(report["unknown_servers"], json!(["gone"]));
+    // A broken policy and a missing one are errors, each naming its file.
+    env.write("policies/time.policy.json", r#"{"version":"1","default":"sometimes"}"#);
+    std::fs::remove_file(env.path("policies/late.policy.json")).unwrap();
+    let out = env.run(["policy", "check", "--gateway", "servers.toml", "--policy-dir", "policies"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("time.policy.json") && stderr.contains("server \"late\" has no policy"), "{stderr}");
+    assert!(stderr.contains("no server \"gone\""), "{stderr}");
+}
