@@ -51,6 +51,22 @@ pub struct Args {
     /// Largest message accepted from either side, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
     pub max_message: usize,
+    /// Serve Streamable HTTP on ADDR (host:port, e.g. 127.0.0.1:8080) instead of stdio; each MCP session gets
+    /// its own upstreams
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// HTTP bearer tokens: a JSON object mapping each token to the identity it stands for
+    #[arg(long, value_name = "FILE", requires = "listen")]
+    pub auth_tokens: Option<PathBuf>,
+    /// A host name accepted in Host and Origin headers besides loopback (repeatable)
+    #[arg(long, value_name = "HOST", requires = "listen")]
+    pub allowed_host: Vec<String>,
+    /// HTTP: the most sessions open at once (each runs every upstream)
+    #[arg(long, value_name = "N", default_value_t = 16, requires = "listen")]
+    pub max_sessions: usize,
+    /// HTTP: close a session unused for this many seconds (with nothing in flight)
+    #[arg(long, value_name = "SECS", default_value_t = 1800, requires = "listen")]
+    pub session_idle: u64,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -212,8 +228,33 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         call_timeout: secs(args.call_timeout, "--call-timeout")?,
         startup_timeout: secs(args.startup_timeout, "--startup-timeout")?,
         max_message: args.max_message,
+        identity: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    if let Some(listen) = &args.listen {
+        let addr = super::proxy::parse_listen(listen)?;
+        if !addr.ip().is_loopback() && args.auth_tokens.is_none() {
+            tracing::warn!("listening on {addr}, which is reachable from other machines; consider --auth-tokens");
+        }
+        let front = crate::proxy::http::Front {
+            auth_tokens: args.auth_tokens.as_deref().map(super::proxy::load_tokens).transpose()?,
+            allowed_hosts: args.allowed_host.clone(),
+            max_sessions: args.max_sessions.max(1),
+            session_idle: Duration::from_secs(args.session_idle.max(1)),
+            max_message: args.max_message,
+            what: "gateway",
+        };
+        let handle = runtime.handle().clone();
+        let open: crate::proxy::http::Opener = Box::new(move |_id, identity, streams, _gone| {
+            let gateway = Gateway::start(Config { identity, ..config.clone() }, streams, handle.clone());
+            Ok(gateway as Arc<dyn crate::proxy::http::Endpoint>)
+        });
+        let result = runtime.block_on(crate::proxy::http::serve_with(front, open, addr));
+        runtime.shutdown_background();
+        audit.finish();
+        result?;
+        return Ok(Outcome::Ok);
+    }
     let client: Arc<dyn Outbox> = Arc::new(Stdout(Mutex::new(std::io::stdout())));
     let gateway = Gateway::start(config, Arc::clone(&client), runtime.handle().clone());
     let max = args.max_message;

@@ -253,7 +253,7 @@ fn parse_header(text: &str) -> anyhow::Result<(String, String)> {
     }
 }
 
-fn parse_listen(text: &str) -> anyhow::Result<SocketAddr> {
+pub(super) fn parse_listen(text: &str) -> anyhow::Result<SocketAddr> {
     if let Ok(port) = text.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
@@ -261,7 +261,7 @@ fn parse_listen(text: &str) -> anyhow::Result<SocketAddr> {
     text.parse().map_err(|_| UsageError(format!("--listen {text:?}: expected HOST:PORT or PORT")).into())
 }
 
-fn load_tokens(path: &std::path::Path) -> anyhow::Result<HashMap<String, String>> {
+pub(super) fn load_tokens(path: &std::path::Path) -> anyhow::Result<HashMap<String, String>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let tokens: HashMap<String, String> = serde_json::from_str(&text)
         .with_context(|| format!("{}: expected a JSON object mapping tokens to identities", path.display()))?;

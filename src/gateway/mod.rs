@@ -34,6 +34,7 @@ use crate::proxy::upstream::{self, Events, UpstreamSpec};
 pub const MAX_NAME: usize = 64;
 
 /// One upstream server as the gateway runs it.
+#[derive(Clone)]
 pub struct Server {
     pub name: String,
     pub spec: UpstreamSpec,
@@ -47,7 +48,7 @@ impl std::fmt::Debug for Server {
 }
 
 /// How the gateway runs.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub servers: Vec<Server>,
     pub separator: String,
@@ -55,6 +56,22 @@ pub struct Config {
     pub call_timeout: Duration,
     pub startup_timeout: Duration,
     pub max_message: usize,
+    /// The caller (an HTTP bearer token's identity), for audit records and per-identity limits.
+    pub identity: Option<String>,
+}
+
+impl crate::proxy::http::Endpoint for Gateway {
+    fn client_said(&self, raw: &[u8]) {
+        Gateway::from_client(self, raw);
+    }
+
+    fn close(&self) {
+        Gateway::close(self);
+    }
+
+    fn busy(&self) -> bool {
+        !Self::lock(&self.routes).is_empty()
+    }
 }
 
 /// The name a tool or prompt of `server` is listed under: `SERVER{sep}NAME`, or, when that is longer than
@@ -123,6 +140,7 @@ pub struct Gateway {
     call_timeout: Duration,
     startup_timeout: Duration,
     max_message: usize,
+    identity: Option<String>,
     runtime: tokio::runtime::Handle,
     next: AtomicU64,
     routes: Mutex<HashMap<String, Route>>,
@@ -195,6 +213,7 @@ impl Gateway {
             call_timeout: config.call_timeout,
             startup_timeout: config.startup_timeout,
             max_message: config.max_message,
+            identity: config.identity,
             runtime,
             next: AtomicU64::new(1),
             routes: Mutex::default(),
@@ -238,8 +257,13 @@ impl Gateway {
                 return;
             }
         };
-        let relay = Relay::new(Arc::clone(&up.server.gate), Arc::clone(&self.audit), self.session_id.clone(), None)
-            .with_server(name.clone());
+        let relay = Relay::new(
+            Arc::clone(&up.server.gate),
+            Arc::clone(&self.audit),
+            self.session_id.clone(),
+            self.identity.clone(),
+        )
+        .with_server(name.clone());
         let outbox: Arc<dyn Outbox> = Arc::new(FromServer { gateway: self.me.clone(), server: i });
         let session = Session::connected(relay, outbox, &connected, self.call_timeout, self.runtime.clone(), None);
         connected.start(Arc::new(ServerEvents { gateway: self.me.clone(), server: i, session: Arc::clone(&session) }));
@@ -370,7 +394,7 @@ impl Gateway {
             time: jiff::Timestamp::now(),
             session: &self.session_id,
             server: Some(server),
-            identity: None,
+            identity: self.identity.as_deref(),
             tool: "",
             args_sha256: String::new(),
             args: None,

@@ -40,15 +40,47 @@ use super::{Config, ProxyError};
 /// Unprompted messages kept for a session with no open stream; older ones are dropped beyond this.
 const BACKLOG: usize = 1024;
 
+/// What stands behind one HTTP session: a proxy [`Session`], or a gateway of many servers.
+pub trait Endpoint: Send + Sync {
+    /// A message (or batch) from the client.
+    fn client_said(&self, raw: &[u8]);
+    /// The client is gone (DELETE, or idle): close what stands behind.
+    fn close(&self);
+    /// Whether a request is still in flight (an idle session is reaped only when not).
+    fn busy(&self) -> bool;
+}
+
+/// The HTTP frontend's own settings, whatever stands behind it.
+#[derive(Debug, Clone)]
+pub struct Front {
+    /// HTTP bearer token → identity; when set, every request needs a known token.
+    pub auth_tokens: Option<HashMap<String, String>>,
+    /// Host names accepted in `Host` and `Origin` besides loopback names.
+    pub allowed_hosts: Vec<String>,
+    pub max_sessions: usize,
+    pub session_idle: Duration,
+    pub max_message: usize,
+    /// For the "listening on" line: `proxy` or `gateway`.
+    pub what: &'static str,
+}
+
+/// Opens what stands behind a new session: its id, the caller's identity, where its messages for the client
+/// go, and what to call when it ends on its own (its upstream went away).
+pub type Opener = Box<
+    dyn Fn(&str, Option<String>, Arc<dyn Outbox>, Box<dyn Fn() + Send + Sync>) -> Result<Arc<dyn Endpoint>, String>
+        + Send
+        + Sync,
+>;
+
 struct App {
-    config: Config,
+    front: Front,
+    open: Opener,
     sessions: Mutex<HashMap<String, Arc<HttpSession>>>,
     hosts: HashSet<String>,
-    runtime: tokio::runtime::Handle,
 }
 
 struct HttpSession {
-    session: Arc<Session>,
+    session: Arc<dyn Endpoint>,
     streams: Arc<Streams>,
     identity: Option<String>,
     /// Unix seconds of the last request naming this session.
@@ -153,9 +185,8 @@ impl Streams {
 
 struct HttpEvents {
     session: Arc<Session>,
-    streams: Arc<Streams>,
-    app: Weak<App>,
     id: String,
+    gone: Box<dyn Fn() + Send + Sync>,
 }
 
 impl Events for HttpEvents {
@@ -166,18 +197,62 @@ impl Events for HttpEvents {
     fn closed(&self, why: &str) {
         tracing::warn!(session = %self.id, "the upstream server exited ({why}); the session is closed");
         self.session.upstream_closed(why);
-        if let Some(app) = self.app.upgrade() {
-            app.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
-        }
-        self.streams.close();
+        (self.gone)();
+    }
+}
+
+/// A proxy session behind HTTP.
+struct Proxied(Arc<Session>);
+
+impl Endpoint for Proxied {
+    fn client_said(&self, raw: &[u8]) {
+        self.0.from_client(raw);
+    }
+
+    fn close(&self) {
+        self.0.close_upstream();
+    }
+
+    fn busy(&self) -> bool {
+        self.0.relay.in_flight() > 0
     }
 }
 
 pub(super) async fn serve(config: Config, addr: SocketAddr) -> Result<(), ProxyError> {
+    let front = Front {
+        auth_tokens: config.auth_tokens.clone(),
+        allowed_hosts: config.allowed_hosts.clone(),
+        max_sessions: config.max_sessions,
+        session_idle: config.session_idle,
+        max_message: config.max_message,
+        what: "proxy",
+    };
+    let runtime = tokio::runtime::Handle::current();
+    let config = Arc::new(config);
+    let open: Opener = Box::new(move |id, identity, streams, gone| {
+        let connected = super::connect(&config, &runtime).map_err(|e| e.to_string())?;
+        let relay = Relay::new(Arc::clone(&config.gate), Arc::clone(&config.audit), id.to_string(), identity)
+            .with_pinned(config.pinned.clone());
+        let session = Session::connected(
+            relay,
+            streams,
+            &connected,
+            config.call_timeout,
+            runtime.clone(),
+            config.approvals.clone(),
+        );
+        connected.start(Arc::new(HttpEvents { session: Arc::clone(&session), id: id.to_string(), gone }));
+        Ok(Arc::new(Proxied(session)) as Arc<dyn Endpoint>)
+    });
+    serve_with(front, open, addr).await
+}
+
+/// Serve `POST/GET/DELETE /mcp` on `addr`, each session opened by `open`.
+pub async fn serve_with(front: Front, open: Opener, addr: SocketAddr) -> Result<(), ProxyError> {
     let mut hosts: HashSet<String> = ["localhost", "127.0.0.1", "[::1]"]
         .into_iter()
         .map(String::from)
-        .chain(config.allowed_hosts.iter().cloned())
+        .chain(front.allowed_hosts.iter().cloned())
         .collect();
     if !addr.ip().is_unspecified() {
         hosts.insert(match addr {
@@ -185,9 +260,10 @@ pub(super) async fn serve(config: Config, addr: SocketAddr) -> Result<(), ProxyE
             SocketAddr::V6(a) => format!("[{}]", a.ip()),
         });
     }
-    let limit = config.max_message;
-    let idle = config.session_idle;
-    let app = Arc::new(App { config, sessions: Mutex::default(), hosts, runtime: tokio::runtime::Handle::current() });
+    let limit = front.max_message;
+    let idle = front.session_idle;
+    let what = front.what;
+    let app = Arc::new(App { front, open, sessions: Mutex::default(), hosts });
     tokio::spawn(reap(Arc::downgrade(&app), idle));
     let router = Router::new()
         .route("/mcp", post(post_mcp).get(get_mcp).delete(delete_mcp))
@@ -196,7 +272,7 @@ pub(super) async fn serve(config: Config, addr: SocketAddr) -> Result<(), ProxyE
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ProxyError::Listen { addr, source })?;
     let bound = listener.local_addr().map_err(|source| ProxyError::Listen { addr, source })?;
     // The one line a supervisor (or a test) needs; on stderr like all our logs.
-    eprintln!("toolwarden proxy listening on http://{bound}/mcp");
+    eprintln!("toolwarden {what} listening on http://{bound}/mcp");
     // SSE answers are small writes; without TCP_NODELAY, Nagle and delayed ACKs hold each for ~40 ms.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
@@ -243,7 +319,7 @@ fn admit(app: &App, headers: &HeaderMap) -> Result<Option<String>, Reject> {
             return Err(reject(StatusCode::FORBIDDEN, -32600, "Forbidden: Origin not allowed"));
         }
     }
-    let Some(tokens) = &app.config.auth_tokens else { return Ok(None) };
+    let Some(tokens) = &app.front.auth_tokens else { return Ok(None) };
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -303,8 +379,7 @@ async fn reap(app: Weak<App>, idle: Duration) {
             let ids: Vec<String> = sessions
                 .iter()
                 .filter(|(_, s)| {
-                    now.saturating_sub(s.last_seen.load(Ordering::Relaxed)) >= idle.as_secs()
-                        && s.session.relay.in_flight() == 0
+                    now.saturating_sub(s.last_seen.load(Ordering::Relaxed)) >= idle.as_secs() && !s.session.busy()
                 })
                 .map(|(id, _)| id.clone())
                 .collect();
@@ -312,7 +387,7 @@ async fn reap(app: Weak<App>, idle: Duration) {
         };
         for (id, s) in stale {
             tracing::info!(session = %id, "closed an idle session");
-            s.session.close_upstream();
+            s.session.close();
             s.streams.close();
         }
     }
@@ -321,31 +396,24 @@ async fn reap(app: Weak<App>, idle: Duration) {
 fn open_session(app: &Arc<App>, identity: Option<String>) -> Result<(String, Arc<HttpSession>), Reject> {
     // Each session may start a child process: an unbounded number would let anyone who can reach the port
     // exhaust the machine.
-    if app.sessions.lock().unwrap_or_else(|e| e.into_inner()).len() >= app.config.max_sessions {
+    if app.sessions.lock().unwrap_or_else(|e| e.into_inner()).len() >= app.front.max_sessions {
         return Err(reject(StatusCode::SERVICE_UNAVAILABLE, -32000, "toolwarden: too many open sessions; try later"));
     }
     let id = uuid::Uuid::new_v4().to_string();
-    let connected = super::connect(&app.config, &app.runtime).map_err(|e| {
+    let streams = Arc::new(Streams::default());
+    let gone: Box<dyn Fn() + Send + Sync> = {
+        let (app, id, streams) = (Arc::downgrade(app), id.clone(), Arc::clone(&streams));
+        Box::new(move || {
+            if let Some(app) = app.upgrade() {
+                app.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            }
+            streams.close();
+        })
+    };
+    let session = (app.open)(&id, identity.clone(), Arc::clone(&streams) as Arc<dyn Outbox>, gone).map_err(|e| {
         tracing::error!("{e}");
         reject(StatusCode::BAD_GATEWAY, -32000, &format!("toolwarden: {e}"))
     })?;
-    let relay = Relay::new(Arc::clone(&app.config.gate), Arc::clone(&app.config.audit), id.clone(), identity.clone())
-        .with_pinned(app.config.pinned.clone());
-    let streams = Arc::new(Streams::default());
-    let session = Session::connected(
-        relay,
-        Arc::clone(&streams) as Arc<dyn Outbox>,
-        &connected,
-        app.config.call_timeout,
-        app.runtime.clone(),
-        app.config.approvals.clone(),
-    );
-    connected.start(Arc::new(HttpEvents {
-        session: Arc::clone(&session),
-        streams: Arc::clone(&streams),
-        app: Arc::downgrade(app),
-        id: id.clone(),
-    }));
     let http_session = Arc::new(HttpSession { session, streams, identity, last_seen: AtomicU64::new(counters::now()) });
     app.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), Arc::clone(&http_session));
     tracing::info!(session = %id, "opened a session");
@@ -382,14 +450,14 @@ async fn post_mcp(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
         }
     };
     if requests.is_empty() {
-        session.session.from_client(&body);
+        session.session.client_said(&body);
         return StatusCode::ACCEPTED.into_response();
     }
     let Some((serial, rx)) = session.streams.open_post(&requests) else {
         return reject(StatusCode::CONFLICT, -32600, "Invalid Request: a request with this id is still in flight")
             .into_response();
     };
-    session.session.from_client(&body);
+    session.session.client_said(&body);
     let guard = PostGuard { streams: Arc::clone(&session.streams), serial };
     let mut rx = rx;
     let mut remaining: HashSet<String> = requests.iter().cloned().collect();
@@ -471,7 +539,7 @@ async fn delete_mcp(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
         Err(rejected) => return rejected.into_response(),
     };
     app.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-    session.session.close_upstream();
+    session.session.close();
     session.streams.close();
     tracing::info!(session = %id, "closed a session");
     StatusCode::NO_CONTENT.into_response()

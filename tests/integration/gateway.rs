@@ -396,3 +396,46 @@ fn policy_check_reads_a_gateways_policies_against_its_servers() {
     assert!(stderr.contains("time.policy.json") && stderr.contains("server \"late\" has no policy"), "{stderr}");
     assert!(stderr.contains("no server \"gone\""), "{stderr}");
 }
+
+#[test]
+fn the_gateway_over_streamable_http_checks_tokens_and_serves_each_session() {
+    use crate::proxy::{McpHttp, runtime};
+    let env = Env::new();
+    setup(&env);
+    env.write("tokens.json", r#"{"alice-token-0123456789": "alice"}"#);
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("toolwarden"))
+        .current_dir(env.dir.path())
+        .env("TOOLWARDEN_DATA_DIR", env.data_dir())
+        .args(["gateway", "--config", "servers.toml", "--policy-dir", "policies", "--audit", "audit.jsonl"])
+        .args(["--listen", "127.0.0.1:0", "--auth-tokens", "tokens.json", "--startup-timeout", "5"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (url, mut stderr) = crate::util::announced(&mut child, "toolwarden gateway listening on ");
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    runtime().block_on(async {
+        let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+        assert_eq!(McpHttp::new(&url, None).post(&init).await.status().as_u16(), 401);
+        let mut alice = McpHttp::new(&url, Some("alice-token-0123456789"));
+        let answer = alice.initialize().await;
+        assert_eq!(answer["result"]["serverInfo"]["name"], "toolwarden-gateway", "{answer}");
+        let list = alice.request(1, "tools/list", json!({})).await;
+        let names: Vec<&str> = list["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        assert!(names.contains(&"demo__get_customer") && names.contains(&"fixture__echo"), "{names:?}");
+        let refused = alice.call(2, "demo__delete_customer").await;
+        assert!(refused.to_string().contains("no deletes"), "{refused}");
+        let echoed = alice.request(3, "tools/call", json!({"name": "fixture__echo", "arguments": {"z": 3}})).await;
+        assert_eq!(text(&echoed), r#"{"z": 3}"#);
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let audit = std::fs::read_to_string(env.path("audit.jsonl")).unwrap();
+    let denied: Value = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["tool"] == "delete_customer")
+        .unwrap();
+    assert_eq!((denied["identity"].as_str(), denied["server"].as_str()), (Some("alice"), Some("demo")));
+}

@@ -389,10 +389,10 @@ pub(crate) fn strs(v: &[String]) -> Vec<&str> {
 const ALLOW_ALL: &str = r#"{"version": "1", "default": "allow"}"#;
 
 /// A minimal Streamable HTTP MCP client.
-struct McpHttp {
+pub(crate) struct McpHttp {
     http: reqwest::Client,
     url: String,
-    session: Option<String>,
+    pub(crate) session: Option<String>,
     token: Option<String>,
 }
 
@@ -440,11 +440,11 @@ impl Answer {
 }
 
 impl McpHttp {
-    fn new(url: &str, token: Option<&str>) -> McpHttp {
+    pub(crate) fn new(url: &str, token: Option<&str>) -> McpHttp {
         McpHttp { http: reqwest::Client::new(), url: url.into(), session: None, token: token.map(String::from) }
     }
 
-    async fn post(&self, msg: &Value) -> reqwest::Response {
+    pub(crate) async fn post(&self, msg: &Value) -> reqwest::Response {
         let mut req = self
             .http
             .post(&self.url)
@@ -468,7 +468,7 @@ impl McpHttp {
         Answer { response, buf: String::new(), json, done: false }
     }
 
-    async fn initialize(&mut self) -> Value {
+    pub(crate) async fn initialize(&mut self) -> Value {
         let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18",
             "capabilities":{"sampling":{}},"clientInfo":{"name":"test","version":"1"}}});
         let response = self.post(&init).await;
@@ -482,17 +482,17 @@ impl McpHttp {
         answer.into_iter().last().unwrap()
     }
 
-    async fn request(&self, id: u64, method: &str, params: Value) -> Value {
+    pub(crate) async fn request(&self, id: u64, method: &str, params: Value) -> Value {
         let msgs = self.open(&json!({"jsonrpc":"2.0","id":id,"method":method,"params":params})).await.all().await;
         msgs.into_iter().find(|m| m["id"] == json!(id) && m.get("method").is_none()).expect("an answer")
     }
 
-    async fn call(&self, id: u64, tool: &str) -> Value {
+    pub(crate) async fn call(&self, id: u64, tool: &str) -> Value {
         self.request(id, "tools/call", json!({"name": tool, "arguments": {}})).await
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
