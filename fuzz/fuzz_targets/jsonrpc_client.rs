@@ -40,9 +40,18 @@ fn calls_nuke(bytes: &[u8]) -> bool {
         one => vec![one],
     };
     items.iter().any(|m| {
-        let method = m.get("method").and_then(Value::as_str).unwrap_or("").to_lowercase();
+        // A method a lenient server could take for tools/call: the same letters and slash, any case, any
+        // punctuation or invisible characters around them.
+        let method: String = m
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '/' || *c == '_')
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
         let name = m.pointer("/params/name").and_then(Value::as_str).unwrap_or("");
-        method.contains("tools/call") && name.to_lowercase().contains("nuke") && name != "Nuke"
+        method == "tools/call" && name.to_lowercase().contains("nuke") && name != "Nuke"
     })
 }
 

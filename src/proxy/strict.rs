@@ -136,16 +136,17 @@ const CLIENT_METHODS: &[&str] = &[
     "notifications/tasks/status",
 ];
 
-/// The MCP method that `method` becomes once case is folded and whitespace, control and invisible characters
-/// are dropped, when that is not `method` itself: `TOOLS/CALL`, `tools/call\u200b`, ` tools/call`.
+/// The MCP method that `method` becomes once case is folded and everything but ASCII letters, digits, `/` and
+/// `_` is dropped (whitespace, control and invisible characters, punctuation), when that is not `method` itself:
+/// `TOOLS/CALL`, `tools/call\u200b`, ` tools/call`, `#tools/call` (found by fuzzing).
 pub fn near_method(method: &str) -> Option<&'static str> {
     if CLIENT_METHODS.contains(&method) {
         return None;
     }
     let folded: String = method
         .chars()
-        .filter(|&c| !(c.is_whitespace() || c.is_control() || is_invisible(c)))
-        .flat_map(char::to_lowercase)
+        .filter(|&c| c.is_ascii_alphanumeric() || c == '/' || c == '_')
+        .map(|c| c.to_ascii_lowercase())
         .collect();
     CLIENT_METHODS.iter().copied().find(|known| known.to_lowercase() == folded)
 }
@@ -211,6 +212,8 @@ mod tests {
         assert_eq!(near_method("Tools/Call"), Some("tools/call"));
         assert_eq!(near_method("tools/call\u{200b}"), Some("tools/call"));
         assert_eq!(near_method(" tools/call\n"), Some("tools/call"));
+        assert_eq!(near_method("#TOOLS/CALL"), Some("tools/call"), "found by the jsonrpc_client fuzz target");
+        assert_eq!(near_method("tools/call."), Some("tools/call"));
         assert_eq!(near_method("logging/setlevel"), Some("logging/setLevel"));
         assert_eq!(near_method("tools/call"), None);
         assert_eq!(near_method("logging/setLevel"), None);
