@@ -30,7 +30,8 @@ pub struct Args {
     /// A policy per server: DIR/SERVER.policy.json (what `policy generate` writes)
     #[arg(long, value_name = "DIR")]
     pub policy_dir: Option<PathBuf>,
-    /// The policy of every server without one in --policy-dir
+    /// The policy of every server without one in --policy-dir; or one file with a section per server:
+    /// {"servers": {"NAME": {policy}, ...}}
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
     /// Between the server name and the tool name in listed names
@@ -154,6 +155,18 @@ fn policy_for(args: &Args, server: &str) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// `--policy FILE` in its one-file form, `{"servers": {"NAME": {policy}, ...}}`: each section's text by server
+/// name; `None` when FILE is an ordinary policy (then it applies to every server without a file in --policy-dir).
+fn policy_sections(path: &Path) -> anyhow::Result<Option<std::collections::BTreeMap<String, String>>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let Ok(serde_json::Value::Object(top)) = serde_json::from_str::<serde_json::Value>(&text) else { return Ok(None) };
+    let Some(serde_json::Value::Object(servers)) = top.get("servers") else { return Ok(None) };
+    if top.contains_key("tools") || top.contains_key("default") {
+        return Ok(None);
+    }
+    Ok(Some(servers.iter().map(|(name, policy)| (name.clone(), policy.to_string())).collect()))
+}
+
 /// A server of the catalogue file as the proxy's upstream: a stdio server's environment and directory are set
 /// through `env` (`env -C DIR K=V CMD ARGS`), which every Linux and macOS has.
 fn upstream(transport: &Transport) -> UpstreamSpec {
@@ -202,10 +215,33 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         return Err(UsageError(format!("{}: no servers", config_file.display())).into());
     }
     let mut servers = Vec::new();
+    let sections = match &args.policy {
+        Some(path) => policy_sections(path)?,
+        None => None,
+    };
     for source in found {
         let name = source.spec.name.clone();
-        let path = policy_for(&args, &name)?;
-        let policy = crate::policy::load_file(&path).with_context(|| format!("the policy of server {name:?}"))?;
+        let in_dir = args.policy_dir.as_ref().map(|d| d.join(format!("{name}.policy.json"))).filter(|p| p.is_file());
+        let section = sections.as_ref().and_then(|s| s.get(&name));
+        let policy = match (in_dir, section) {
+            (Some(path), _) => crate::policy::load_file(&path),
+            (None, Some(text)) => {
+                let source = crate::policy::Source::new(crate::policy::Syntax::Json, text.clone());
+                crate::policy::load(&source).map_err(|diagnostics| crate::policy::PolicyError::Invalid {
+                    file: format!("{} (servers.{name})", args.policy.as_deref().unwrap_or(Path::new("")).display()),
+                    diagnostics,
+                })
+            }
+            (None, None) if sections.is_some() => {
+                return Err(UsageError(format!(
+                    "no policy for server {name:?}: {} has no section \"servers\".{name:?}",
+                    args.policy.as_deref().unwrap_or(Path::new("")).display()
+                ))
+                .into());
+            }
+            (None, None) => crate::policy::load_file(&policy_for(&args, &name)?),
+        }
+        .with_context(|| format!("the policy of server {name:?}"))?;
         let gate = Arc::new(PolicyGate::new(policy, Arc::new(MemoryCounters::new())));
         servers.push(Server { name, spec: upstream(&source.spec.transport), gate });
     }

@@ -439,3 +439,29 @@ fn the_gateway_over_streamable_http_checks_tokens_and_serves_each_session() {
         .unwrap();
     assert_eq!((denied["identity"].as_str(), denied["server"].as_str()), (Some("alice"), Some("demo")));
 }
+
+#[test]
+fn one_policy_file_with_a_section_per_server_is_read_and_a_missing_section_is_named() {
+    let env = Env::new();
+    setup(&env);
+    std::fs::remove_file(env.path("policies/demo.policy.json")).unwrap();
+    env.write(
+        "all.json",
+        r#"{"servers": {"demo": {"version": "1", "default": "allow", "tools": {"get_customer": {"action": "deny", "reason": "from the section"}}}}}"#,
+    );
+    let mut gw = Gateway::start(&env, &["--policy", "all.json", "--startup-timeout", "5"]);
+    gw.request(
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
+    );
+    let tools = gw.tools();
+    assert!(tools.contains(&"demo__delete_customer".to_string()), "the section, not the old file: {tools:?}");
+    assert!(!tools.contains(&"demo__get_customer".to_string()), "{tools:?}");
+    assert!(text(&gw.call("demo__get_customer", json!({"customer_id": "c1"}))).contains("from the section"));
+    drop(gw);
+    std::fs::remove_file(env.path("policies/time.policy.json")).unwrap();
+    let out = env.run(["gateway", "--config", "servers.toml", "--policy-dir", "policies", "--policy", "all.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("has no section") && stderr.contains("\"time\""), "{stderr}");
+}
