@@ -16,6 +16,7 @@ use crate::proxy::counters::MemoryCounters;
 use crate::proxy::lines::{Frame, LineReader};
 use crate::proxy::policy_gate::PolicyGate;
 use crate::proxy::relay::{ToClient, error_message};
+use crate::proxy::reload::ReloadingGate;
 use crate::proxy::session::Outbox;
 use crate::proxy::upstream::UpstreamSpec;
 
@@ -215,6 +216,18 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         return Err(UsageError(format!("{}: no servers", config_file.display())).into());
     }
     let mut servers = Vec::new();
+    let audit = match &args.audit {
+        Some(path) => Audit::open(path, false)?,
+        None => Audit::disabled(),
+    };
+    let audit = Arc::new(if args.no_audit_db {
+        audit
+    } else {
+        let data_dir = g.data_dir();
+        let journal = crate::journal::Journal::open(&data_dir)
+            .with_context(|| format!("opening the catalogue database in {}", data_dir.display()))?;
+        audit.with_journal(Arc::new(journal), false)
+    });
     let sections = match &args.policy {
         Some(path) => policy_sections(path)?,
         None => None,
@@ -223,6 +236,23 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         let name = source.spec.name.clone();
         let in_dir = args.policy_dir.as_ref().map(|d| d.join(format!("{name}.policy.json"))).filter(|p| p.is_file());
         let section = sections.as_ref().and_then(|s| s.get(&name));
+        // A policy that is a file of its own is watched and reloaded as the proxy's is; sections are read once.
+        let file = match (&in_dir, section) {
+            (Some(path), _) => Some(path.clone()),
+            (None, None) if sections.is_none() => Some(policy_for(&args, &name)?),
+            _ => None,
+        };
+        if let Some(path) = file {
+            let counters = Arc::new(MemoryCounters::new());
+            let loader = move |path: &Path| -> Result<Arc<dyn crate::proxy::gate::Gate>, String> {
+                Ok(Arc::new(PolicyGate::load(path, Arc::clone(&counters) as _)?))
+            };
+            let gate = ReloadingGate::watch(path, Box::new(loader), Arc::clone(&audit))
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("the policy of server {name:?}"))?;
+            servers.push(Server { name, spec: upstream(&source.spec.transport), gate });
+            continue;
+        }
         let policy = match (in_dir, section) {
             (Some(path), _) => crate::policy::load_file(&path),
             (None, Some(text)) => {
@@ -245,18 +275,6 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         let gate = Arc::new(PolicyGate::new(policy, Arc::new(MemoryCounters::new())));
         servers.push(Server { name, spec: upstream(&source.spec.transport), gate });
     }
-    let audit = match &args.audit {
-        Some(path) => Audit::open(path, false)?,
-        None => Audit::disabled(),
-    };
-    let audit = Arc::new(if args.no_audit_db {
-        audit
-    } else {
-        let data_dir = g.data_dir();
-        let journal = crate::journal::Journal::open(&data_dir)
-            .with_context(|| format!("opening the catalogue database in {}", data_dir.display()))?;
-        audit.with_journal(Arc::new(journal), false)
-    });
     let config = Config {
         servers,
         separator: args.separator.clone(),

@@ -465,3 +465,34 @@ fn one_policy_file_with_a_section_per_server_is_read_and_a_missing_section_is_na
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("has no section") && stderr.contains("\"time\""), "{stderr}");
 }
+
+#[test]
+fn a_servers_policy_is_reloaded_for_the_next_call_and_a_broken_version_is_ignored() {
+    let env = Env::new();
+    setup(&env);
+    let mut gw = Gateway::start(&env, &["--startup-timeout", "5"]);
+    gw.request(
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
+    );
+    assert_eq!(text(&gw.call("fixture__echo", json!({"a": 1}))), r#"{"a": 1}"#);
+    // A broken edit is ignored: the last good policy stays in force.
+    env.write("policies/fixture.policy.json", r#"{"version": "1", "default": "#);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(text(&gw.call("fixture__echo", json!({"a": 2}))), r#"{"a": 2}"#);
+    // A valid edit applies to the next call of that server only.
+    env.write(
+        "policies/fixture.policy.json",
+        r#"{"version": "1", "default": "allow", "tools": {"echo": {"action": "deny", "reason": "reloaded"}}}"#,
+    );
+    let started = Instant::now();
+    loop {
+        let answer = gw.call("fixture__echo", json!({"a": 3}));
+        if text(&answer).contains("reloaded") {
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "the new policy never applied: {answer}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(text(&gw.call("time__get_current_time", json!({"timezone": "UTC"}))).contains("UTC"));
+}
