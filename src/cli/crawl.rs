@@ -114,6 +114,11 @@ impl SandboxArgs {
             }
             return Ok(None);
         }
+        self.make().map(Some)
+    }
+
+    /// The sandbox these flags describe; a usage error where a limit is zero or bubblewrap cannot work.
+    pub(super) fn make(&self) -> anyhow::Result<Arc<Sandbox>> {
         if self.sandbox_memory == 0 || self.sandbox_cpu == 0 || self.sandbox_processes == 0 {
             return Err(
                 UsageError("--sandbox-memory, --sandbox-cpu and --sandbox-processes must be positive".into()).into()
@@ -126,8 +131,7 @@ impl SandboxArgs {
             processes: self.sandbox_processes,
             ..Limits::default()
         };
-        let sandbox = Sandbox::new(limits).map_err(|e| UsageError(e.to_string()))?;
-        Ok(Some(Arc::new(sandbox)))
+        Ok(Arc::new(Sandbox::new(limits).map_err(|e| UsageError(e.to_string()))?))
     }
 }
 

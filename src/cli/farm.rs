@@ -3,7 +3,6 @@
 //! catalogue, then acknowledge them). `crawl --enqueue redis://…` puts the jobs on the queue. The protocol
 //! lives in [`crate::crawl::queue`].
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -14,7 +13,6 @@ use crate::catalogue::Catalogue;
 use crate::crawl::queue::{self, Delivered, Job, Outcome as Listed, Queue};
 use crate::crawl::{self, CrawlOptions};
 use crate::model::ServerSnapshot;
-use crate::sandbox::{Limits, Sandbox};
 
 #[derive(Debug, clap::Args)]
 pub struct WorkerArgs {
@@ -39,15 +37,9 @@ pub struct WorkerArgs {
     /// Exit after this long without a job (default: run until stopped)
     #[arg(long, value_name = "SECS")]
     pub until_idle: Option<f64>,
-    /// Run stdio servers outside the sandbox (workers sandbox every stdio server by default)
-    #[arg(long)]
-    pub no_sandbox: bool,
-    /// Let sandboxed servers reach the network
-    #[arg(long)]
-    pub sandbox_network: bool,
-    /// Address space per sandboxed process, in MiB
-    #[arg(long, value_name = "MIB", default_value_t = 2048)]
-    pub sandbox_memory: u64,
+    /// The sandbox flags of `crawl`; a worker sandboxes every stdio server unless given --no-sandbox
+    #[command(flatten)]
+    pub sandbox: super::crawl::SandboxArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -85,16 +77,7 @@ pub(super) fn run_worker(args: WorkerArgs, g: &Globals) -> anyhow::Result<Outcom
     };
     let until_idle = args.until_idle.map(|s| secs(s, "--until-idle")).transpose()?;
     let concurrency = args.concurrency.unwrap_or_else(crawl::default_concurrency).max(1);
-    let sandbox = if args.no_sandbox {
-        None
-    } else {
-        let limits = Limits {
-            network: args.sandbox_network,
-            memory: args.sandbox_memory.max(1).saturating_mul(1 << 20),
-            ..Limits::default()
-        };
-        Some(Arc::new(Sandbox::new(limits).map_err(|e| UsageError(e.to_string()))?))
-    };
+    let sandbox = if args.sandbox.no_sandbox { None } else { Some(args.sandbox.make()?) };
     let name = args.name.clone().unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
     let mut queue = Queue::open(&args.url, &args.prefix)?;
     if !g.quiet {
