@@ -18,7 +18,7 @@ use crate::index::{IndexError, Opened, SearchIndex};
 use crate::model::{ChangeReport, Classification, ServerSnapshot, ServerSpec, Tool, ToolRecord};
 use crate::store::{Store, StoreError};
 
-pub use crate::index::{SearchHit, SearchQuery};
+pub use crate::index::{Facets, SearchHit, SearchQuery};
 pub use crate::pin::{PinDrift, ToolDrift};
 pub use crate::store::{CrawlRun, PinSet, ServerDetail, ServerStats, ServerSummary, Stats, ToolDetail, ToolEvent};
 
@@ -320,6 +320,21 @@ impl Catalogue {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// How the matches of `query` spread over risk, category and server (see [`SearchIndex::facets`]).
+    pub fn facets(&self, query: &SearchQuery, max_servers: usize) -> Result<Facets, CatalogueError> {
+        Ok(self.index.facets(query, max_servers)?)
+    }
+
+    /// For a long-lived reader (the web console): see what other processes committed since the last call.
+    pub fn refresh(&self) -> Result<(), CatalogueError> {
+        Ok(self.index.reload()?)
+    }
+
+    /// A stored definition by fingerprint (current or from history), or `None`.
+    pub fn definition(&self, fingerprint: &str) -> Result<Option<Tool>, CatalogueError> {
+        Ok(self.store.definition(fingerprint)?)
     }
 
     /// How many servers and current tools the catalogue holds.

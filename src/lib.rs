@@ -6,6 +6,7 @@
 //! only `store` touches SQLite and only `index` touches tantivy, so each of those crates can be replaced or
 //! upgraded in one place.
 
+pub mod approvals;
 pub mod attacks;
 pub mod catalogue;
 pub mod classify;
@@ -23,3 +24,4 @@ pub mod policy;
 pub mod proxy;
 pub mod sandbox;
 pub mod store;
+pub mod web;

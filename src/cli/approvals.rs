@@ -6,8 +6,7 @@
 use super::output::{self, Format, clean};
 use super::time::parse_duration;
 use super::{Globals, Outcome, UsageError};
-use crate::journal::Journal;
-use crate::proxy::redis_approvals::SharedQueue;
+use crate::approvals::Queue;
 use crate::store::{Approval, Decision};
 
 #[derive(Debug, clap::Args)]
@@ -24,28 +23,6 @@ pub struct Args {
     /// The proxies' --state-prefix
     #[arg(long, global = true, value_name = "PREFIX", default_value = "toolwarden")]
     pub state_prefix: String,
-}
-
-/// Where the queue is read and decided.
-enum Queue {
-    Local(Journal),
-    Shared(Box<SharedQueue>),
-}
-
-impl Queue {
-    fn list(&self, all: bool) -> anyhow::Result<Vec<Approval>> {
-        Ok(match self {
-            Queue::Local(j) => j.approvals(all)?,
-            Queue::Shared(q) => q.list(all)?,
-        })
-    }
-
-    fn decide(&self, id: i64, d: &Decision<'_>) -> anyhow::Result<Option<(bool, Approval)>> {
-        Ok(match self {
-            Queue::Local(j) => j.decide_approval(id, d)?,
-            Queue::Shared(q) => q.decide(id, d)?,
-        })
-    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -79,21 +56,9 @@ pub enum Sub {
 
 pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     output::require_format("approvals", g.format, &[Format::Table, Format::Json])?;
-    let journal = match &args.state {
-        None => Queue::Local(Journal::open(&g.data_dir())?),
-        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://") => {
-            if args.state_prefix.is_empty() {
-                return Err(UsageError("--state-prefix must not be empty".into()).into());
-            }
-            Queue::Shared(Box::new(SharedQueue::new(url, &args.state_prefix).map_err(|e| UsageError(e.to_string()))?))
-        }
-        Some(url) => {
-            return Err(UsageError(format!(
-                "--state {url:?}: expected redis://HOST:PORT/DB (an SQLite state keeps its queue in --data-dir)"
-            ))
-            .into());
-        }
-    };
+    let journal = Queue::open(&g.data_dir(), args.state.as_deref(), &args.state_prefix).map_err(|e| {
+        if e.is_usage() { anyhow::Error::from(UsageError(e.to_string())) } else { e.into() }
+    })?;
     match args.command {
         Sub::List { all } => list(&journal.list(all)?, g),
         Sub::Approve { id, for_, as_ } => {

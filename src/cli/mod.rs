@@ -25,6 +25,7 @@ mod sarif;
 mod scan;
 mod scan_report;
 mod search;
+mod serve;
 mod show;
 mod stats;
 mod time;
@@ -131,6 +132,10 @@ pub enum Command {
     Audit(audit::Args),
     /// Crawl the servers of MCP client configs (or scan captured files) and report findings; exit 1 at --fail-on
     Scan(scan::Args),
+    /// The web console: browse the catalogue by risk, decide approvals, read the audit (loopback by default)
+    Serve(serve::Args),
+    /// Write the catalogue as static pages (search included) for any static host
+    Site(serve::SiteArgs),
     /// Measure the classifier on the labelled corpus of real servers (server-disjoint) and refit its rule scores
     Corpus(corpus::Args),
 }
@@ -188,6 +193,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Approvals(args) => approvals::run(args, g),
         Command::Audit(args) => audit::run(args, g),
         Command::Corpus(args) => corpus::run(args, g),
+        Command::Serve(args) => serve::run(args, g),
+        Command::Site(args) => serve::run_site(args, g),
     }
 }
 

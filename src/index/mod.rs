@@ -33,7 +33,7 @@ use crate::model::{Category, Evidence, Risk, ToolRecord};
 pub(crate) use words::split_words;
 
 /// Bump when the fields change: an index with another version is rebuilt.
-const SCHEMA_VERSION: u32 = 1;
+const SCHEMA_VERSION: u32 = 2;
 /// Longest description and title text indexed and stored per tool.
 pub const MAX_INDEXED_CHARS: usize = 16 * 1024;
 /// Longest name or server name indexed as one term (tantivy terms are bounded).
@@ -119,7 +119,7 @@ fn schema() -> (Schema, Fields) {
         TextFieldIndexing::default().set_tokenizer(RAW_LOWER).set_index_option(IndexRecordOption::WithFreqs),
     );
     let fields = Fields {
-        server: b.add_text_field("server", STRING),
+        server: b.add_text_field("server", STRING | FAST),
         server_name: b.add_text_field("server_name", STORED),
         server_text: b.add_text_field("server_text", stemmed(false)),
         name: b.add_text_field("name", STORED),
@@ -369,6 +369,52 @@ impl SearchIndex {
         Ok(hits)
     }
 
+    /// How many tools match `q`, and how they spread over risk, category and server (the `max_servers` servers
+    /// with most matches). Each dimension is counted with the query's other filters but not its own, so a
+    /// facet says how many results picking that value gives.
+    pub fn facets(&self, q: &SearchQuery, max_servers: usize) -> Result<Facets, IndexError> {
+        let tantivy = |source| IndexError::Tantivy { path: self.dir.clone(), source };
+        let searcher = self.reader.searcher();
+        let count = |q: &SearchQuery, dim: Dim| -> Result<Vec<(String, usize)>, IndexError> {
+            let Some(query) = self.query_for(q) else { return Ok(Vec::new()) };
+            searcher.search(query.as_ref(), &DimCount(dim)).map_err(tantivy)
+        };
+        let total = match self.query_for(q) {
+            Some(query) => searcher.search(query.as_ref(), &tantivy::collector::Count).map_err(tantivy)?,
+            None => 0,
+        };
+        let pick = |counts: Vec<(String, usize)>, code: &str| {
+            counts.iter().find(|(k, _)| k == code).map_or(0, |(_, n)| *n)
+        };
+        let without_risk = SearchQuery { risks: Vec::new(), min_risk: None, ..q.clone() };
+        let risks = count(&without_risk, Dim::Risk)?;
+        let risk = Risk::ALL.iter().map(|r| (*r, pick(risks.clone(), &r.rank().to_string()))).collect();
+        let without_category = SearchQuery { categories: Vec::new(), ..q.clone() };
+        let categories = count(&without_category, Dim::Category)?;
+        let category =
+            Category::ALL.iter().map(|c| (*c, pick(categories.clone(), &category_code(*c).to_string()))).collect();
+        let mut server = count(&SearchQuery { server: None, ..q.clone() }, Dim::Server)?;
+        server.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let servers = server.len();
+        server.truncate(max_servers);
+        Ok(Facets { total, risk, category, server, servers })
+    }
+
+    /// The whole query for `q` (its words and filters), or `None` when no tool can match.
+    fn query_for(&self, q: &SearchQuery) -> Option<Box<dyn Query>> {
+        let mut clauses = self.filters(q)?;
+        match q.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            Some(text) => clauses.push((Occur::Must, self.parse(text))),
+            None => clauses.push((Occur::Must, Box::new(AllQuery))),
+        }
+        Some(Box::new(BooleanQuery::new(clauses)))
+    }
+
+    /// Make a long-lived reader see the latest commit (another process may have written the index).
+    pub fn reload(&self) -> Result<(), IndexError> {
+        self.reader.reload().map_err(|source| IndexError::Tantivy { path: self.dir.clone(), source })
+    }
+
     /// The lenient parse of the user's words over the text fields, names weighted most.
     fn parse(&self, text: &str) -> Box<dyn Query> {
         let f = &self.fields;
@@ -454,6 +500,100 @@ impl SearchIndex {
             evidence: serde_json::from_str(&text(f.evidence)).unwrap_or_default(),
             fingerprint: text(f.fingerprint),
         })
+    }
+}
+
+/// Counts of matches by risk, category and server: the facets of a search page.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Facets {
+    /// Tools that match the whole query.
+    pub total: usize,
+    pub risk: Vec<(Risk, usize)>,
+    pub category: Vec<(Category, usize)>,
+    /// The servers with most matches, most first.
+    pub server: Vec<(String, usize)>,
+    /// How many servers have matches in all.
+    pub servers: usize,
+}
+
+/// Which fast field a [`DimCount`] counts.
+#[derive(Debug, Clone, Copy)]
+enum Dim {
+    Risk,
+    Category,
+    Server,
+}
+
+/// Counts matching documents by the value of one fast field (as text: the code, or the server name).
+struct DimCount(Dim);
+
+enum DimColumn {
+    Number(tantivy::columnar::Column<u64>, std::collections::HashMap<u64, usize>),
+    Text(Option<tantivy::columnar::StrColumn>, std::collections::HashMap<u64, usize>),
+}
+
+impl tantivy::collector::Collector for DimCount {
+    type Fruit = Vec<(String, usize)>;
+    type Child = DimSegment;
+
+    fn for_segment(&self, _: tantivy::SegmentOrdinal, segment: &tantivy::SegmentReader) -> tantivy::Result<DimSegment> {
+        let fast = segment.fast_fields();
+        Ok(DimSegment(match self.0 {
+            Dim::Risk => DimColumn::Number(fast.u64("risk")?, Default::default()),
+            Dim::Category => DimColumn::Number(fast.u64("category")?, Default::default()),
+            Dim::Server => DimColumn::Text(fast.str("server")?, Default::default()),
+        }))
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<(String, usize)>>) -> tantivy::Result<Vec<(String, usize)>> {
+        let mut all: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for (key, n) in fruits.into_iter().flatten() {
+            *all.entry(key).or_default() += n;
+        }
+        Ok(all.into_iter().collect())
+    }
+}
+
+struct DimSegment(DimColumn);
+
+impl tantivy::collector::SegmentCollector for DimSegment {
+    type Fruit = Vec<(String, usize)>;
+
+    fn collect(&mut self, doc: tantivy::DocId, _: tantivy::Score) {
+        match &mut self.0 {
+            DimColumn::Number(column, counts) => {
+                if let Some(v) = column.first(doc) {
+                    *counts.entry(v).or_default() += 1;
+                }
+            }
+            DimColumn::Text(Some(column), counts) => {
+                if let Some(ord) = column.term_ords(doc).next() {
+                    *counts.entry(ord).or_default() += 1;
+                }
+            }
+            DimColumn::Text(None, _) => {}
+        }
+    }
+
+    fn harvest(self) -> Vec<(String, usize)> {
+        match self.0 {
+            DimColumn::Number(_, counts) => counts.into_iter().map(|(k, n)| (k.to_string(), n)).collect(),
+            DimColumn::Text(column, counts) => {
+                let Some(column) = column else { return Vec::new() };
+                let mut out = Vec::with_capacity(counts.len());
+                for (ord, n) in counts {
+                    let mut name = String::new();
+                    if column.ord_to_str(ord, &mut name).unwrap_or(false) {
+                        out.push((name, n));
+                    }
+                }
+                out
+            }
+        }
     }
 }
 

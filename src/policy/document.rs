@@ -58,6 +58,71 @@ pub struct ToolRule {
     pub reason: Option<String>,
 }
 
+impl ToolRule {
+    /// What the rule does to calls, in one or two sentences for people (the web console's tool page):
+    /// `Each call waits for a person's approval. At most 10 calls a minute per caller.`
+    pub fn describe(&self) -> String {
+        let mut out = vec![
+            match self.action {
+                Some(Action::Deny) => "The tool is hidden from the agent and every call is refused.".to_string(),
+                Some(Action::Approve) => "Each call waits until a person approves or denies it.".to_string(),
+                _ => "Calls are allowed.".to_string(),
+            },
+        ];
+        for limit in &self.limits {
+            let who = match limit.scope {
+                Scope::Global => "for all callers together",
+                Scope::Grant => "per caller",
+                Scope::Session => "per session",
+            };
+            let window = match limit.window {
+                Window::Minute => "a minute".to_string(),
+                Window::Hour => "an hour".to_string(),
+                Window::Day => "a day".to_string(),
+                Window::Seconds(n) => format!("every {n} seconds"),
+            };
+            out.push(match &limit.increment_from {
+                Some(path) => format!("At most {} in total of {path} {window} {who}.", limit.max),
+                None => format!("At most {} calls {window} {who}.", limit.max),
+            });
+        }
+        for entry in &self.deny_if {
+            let tests: Vec<String> = entry
+                .conditions
+                .iter()
+                .map(|c| match (&c.op, &c.value) {
+                    (Op::Exists, Some(Value::Bool(false))) => format!("{} is absent", c.path),
+                    (Op::Exists, _) => format!("{} is given", c.path),
+                    (op, Some(v)) => format!("{} {} {v}", c.path, op_words(*op)),
+                    (op, None) => format!("{} {}", c.path, op_words(*op)),
+                })
+                .collect();
+            out.push(if tests.is_empty() {
+                "Every call is refused.".to_string()
+            } else {
+                format!("A call is refused when {}.", tests.join(" and "))
+            });
+        }
+        out.join(" ")
+    }
+}
+
+fn op_words(op: Op) -> &'static str {
+    match op {
+        Op::Eq => "is",
+        Op::Neq => "is not",
+        Op::In => "is one of",
+        Op::NotIn => "is none of",
+        Op::Lt => "is below",
+        Op::Lte => "is at most",
+        Op::Gt => "is above",
+        Op::Gte => "is at least",
+        Op::Regex => "matches",
+        Op::Contains => "contains",
+        Op::Exists => "exists",
+    }
+}
+
 /// A counter with a window and a maximum.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
