@@ -56,3 +56,15 @@ if ! command -v bwrap >/dev/null 2>&1; then
   $SUDO apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq bubblewrap >&2
 fi
+
+# Debian's Chromium and ChromeDriver for the web console's browser tests (tests/integration/console.rs).
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  echo "test-deps: installing chromium and chromium-driver" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >&2
+fi
+TOOLWARDEN_TEST_CHROMIUM="$(command -v chromium)"
+TOOLWARDEN_TEST_CHROMEDRIVER="$(command -v chromedriver)"
+export TOOLWARDEN_TEST_CHROMIUM TOOLWARDEN_TEST_CHROMEDRIVER

@@ -56,9 +56,8 @@ pub enum Sub {
 
 pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     output::require_format("approvals", g.format, &[Format::Table, Format::Json])?;
-    let journal = Queue::open(&g.data_dir(), args.state.as_deref(), &args.state_prefix).map_err(|e| {
-        if e.is_usage() { anyhow::Error::from(UsageError(e.to_string())) } else { e.into() }
-    })?;
+    let journal = Queue::open(&g.data_dir(), args.state.as_deref(), &args.state_prefix)
+        .map_err(|e| if e.is_usage() { anyhow::Error::from(UsageError(e.to_string())) } else { e.into() })?;
     match args.command {
         Sub::List { all } => list(&journal.list(all)?, g),
         Sub::Approve { id, for_, as_ } => {

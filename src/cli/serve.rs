@@ -7,8 +7,10 @@ use super::{Globals, Outcome, UsageError};
 use crate::approvals::Queue;
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  toolwarden serve\n  toolwarden serve --listen 0.0.0.0:8088 --auth-tokens tokens.json\n  \
-toolwarden serve --state redis://10.0.0.5:6379/0 --state-prefix prod")]
+#[command(
+    after_help = "Examples:\n  toolwarden serve\n  toolwarden serve --listen 0.0.0.0:8088 --auth-tokens tokens.json\n  \
+toolwarden serve --state redis://10.0.0.5:6379/0 --state-prefix prod"
+)]
 pub struct Args {
     /// HOST:PORT or PORT (loopback); any address other than loopback requires --auth-tokens
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8088")]
@@ -48,13 +50,9 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         .into());
     }
     let auth_tokens = args.auth_tokens.as_deref().map(super::proxy::load_tokens).transpose()?;
-    let queue = Queue::open(&g.data_dir(), args.state.as_deref(), &args.state_prefix).map_err(|e| {
-        if e.is_usage() { anyhow::Error::from(UsageError(e.to_string())) } else { e.into() }
-    })?;
-    let decider = args
-        .as_
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "console".into());
+    let queue = Queue::open(&g.data_dir(), args.state.as_deref(), &args.state_prefix)
+        .map_err(|e| if e.is_usage() { anyhow::Error::from(UsageError(e.to_string())) } else { e.into() })?;
+    let decider = args.as_.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "console".into());
     let config = crate::web::Config {
         listen,
         data_dir: g.data_dir(),

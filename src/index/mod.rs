@@ -383,9 +383,8 @@ impl SearchIndex {
             Some(query) => searcher.search(query.as_ref(), &tantivy::collector::Count).map_err(tantivy)?,
             None => 0,
         };
-        let pick = |counts: Vec<(String, usize)>, code: &str| {
-            counts.iter().find(|(k, _)| k == code).map_or(0, |(_, n)| *n)
-        };
+        let pick =
+            |counts: Vec<(String, usize)>, code: &str| counts.iter().find(|(k, _)| k == code).map_or(0, |(_, n)| *n);
         let without_risk = SearchQuery { risks: Vec::new(), min_risk: None, ..q.clone() };
         let risks = count(&without_risk, Dim::Risk)?;
         let risk = Risk::ALL.iter().map(|r| (*r, pick(risks.clone(), &r.rank().to_string()))).collect();

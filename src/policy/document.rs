@@ -62,13 +62,11 @@ impl ToolRule {
     /// What the rule does to calls, in one or two sentences for people (the web console's tool page):
     /// `Each call waits for a person's approval. At most 10 calls a minute per caller.`
     pub fn describe(&self) -> String {
-        let mut out = vec![
-            match self.action {
-                Some(Action::Deny) => "The tool is hidden from the agent and every call is refused.".to_string(),
-                Some(Action::Approve) => "Each call waits until a person approves or denies it.".to_string(),
-                _ => "Calls are allowed.".to_string(),
-            },
-        ];
+        let mut out = vec![match self.action {
+            Some(Action::Deny) => "The tool is hidden from the agent and every call is refused.".to_string(),
+            Some(Action::Approve) => "Each call waits until a person approves or denies it.".to_string(),
+            _ => "Calls are allowed.".to_string(),
+        }];
         for limit in &self.limits {
             let who = match limit.scope {
                 Scope::Global => "for all callers together",

@@ -152,9 +152,9 @@ pub(crate) fn same_origin(host: &str, origin: Option<&str>, referer: Option<&str
     let ours = [format!("http://{host}"), format!("https://{host}")];
     match (origin, referer) {
         (Some(o), _) => ours.iter().any(|x| x.eq_ignore_ascii_case(o)),
-        (None, Some(r)) => ours.iter().any(|x| {
-            r.len() > x.len() && r[..x.len()].eq_ignore_ascii_case(x) && r.as_bytes()[x.len()] == b'/'
-        }),
+        (None, Some(r)) => ours
+            .iter()
+            .any(|x| r.len() > x.len() && r[..x.len()].eq_ignore_ascii_case(x) && r.as_bytes()[x.len()] == b'/'),
         (None, None) => false,
     }
 }

@@ -43,7 +43,13 @@ pub(crate) fn approval_rows(csrf: &str, pending: &[Approval]) -> String {
     b
 }
 
-pub(crate) fn approvals_page(site: &Site, csrf: &str, pending: &[Approval], decided: &[Approval], flash: Option<&str>) -> String {
+pub(crate) fn approvals_page(
+    site: &Site,
+    csrf: &str,
+    pending: &[Approval],
+    decided: &[Approval],
+    flash: Option<&str>,
+) -> String {
     let mut b = String::from("<h1>Approvals</h1>");
     if let Some(f) = flash {
         let _ = write!(b, "<p class=\"flash\" role=\"status\">{}</p>", text(f));
@@ -85,8 +91,13 @@ pub(crate) struct AuditForm {
     pub range: String,
 }
 
-const RANGES: [(&str, &str, i64); 5] =
-    [("15m", "15 minutes", 900), ("1h", "hour", 3600), ("24h", "24 hours", 86_400), ("7d", "7 days", 604_800), ("30d", "30 days", 2_592_000)];
+const RANGES: [(&str, &str, i64); 5] = [
+    ("15m", "15 minutes", 900),
+    ("1h", "hour", 3600),
+    ("24h", "24 hours", 86_400),
+    ("7d", "7 days", 604_800),
+    ("30d", "30 days", 2_592_000),
+];
 
 impl AuditForm {
     pub(crate) fn from_pairs(pairs: &[(String, String)]) -> AuditForm {
@@ -128,7 +139,8 @@ fn chart(rows: &[AuditRow]) -> String {
     let width = (span + BUCKETS - 1) / BUCKETS;
     let mut by_tool: BTreeMap<&str, Vec<(u32, u32)>> = BTreeMap::new();
     for (row, t) in rows.iter().zip(&times) {
-        let Some(t) = t else { continue };
+        // A held call is counted when it is decided (approved or denied), not twice.
+        let Some(t) = t.filter(|_| row.decision != "approve") else { continue };
         let i = (((t.as_second() - first.as_second()) / width) as usize).min(BUCKETS as usize - 1);
         let buckets = by_tool.entry(row.tool.as_str()).or_insert_with(|| vec![(0, 0); BUCKETS as usize]);
         if passed(&row.decision) {
@@ -165,14 +177,16 @@ fn chart(rows: &[AuditRow]) -> String {
                 60.0 - ha - hd
             );
         }
-        let _ = write!(b, "</svg><figcaption>{} · {allowed} through, {refused} refused</figcaption></figure>", text(tool));
+        let _ =
+            write!(b, "</svg><figcaption>{} · {allowed} through, {refused} refused</figcaption></figure>", text(tool));
     }
     b.push_str("</div>");
     b
 }
 
 pub(crate) fn audit_page(site: &Site, form: &AuditForm, rows: &[AuditRow], limit: usize) -> String {
-    let mut b = String::from("<h1>Audit</h1><form method=\"get\" action=\"/audit\" class=\"filters\" id=\"audit-filter\">");
+    let mut b =
+        String::from("<h1>Audit</h1><form method=\"get\" action=\"/audit\" class=\"filters\" id=\"audit-filter\">");
     let _ = write!(
         b,
         "<label>Tool <input name=\"tool\" value=\"{}\"></label><label>Server <input name=\"server\" value=\"{}\"></label>\
@@ -201,7 +215,11 @@ pub(crate) fn audit_page(site: &Site, form: &AuditForm, rows: &[AuditRow], limit
         if rows.len() >= limit { format!(" (the newest {limit})") } else { String::new() }
     );
     for r in rows {
-        let class = if passed(&r.decision) { "pass" } else { "refuse" };
+        let class = match r.decision.as_str() {
+            "approve" => "held",
+            d if passed(d) => "pass",
+            _ => "refuse",
+        };
         let tool_link = format!("/audit?tool={}", url_part(&r.tool));
         let _ = write!(
             b,
@@ -238,7 +256,12 @@ pub(crate) fn changes_page(site: &Site, drifts: &[PinDrift], unpinned: usize, fi
         b.push_str("<p>No server is pinned.</p>");
     }
     for d in drifts {
-        let _ = write!(b, "<section class=\"drift-server\"><h3><a href=\"{}\">{}</a></h3>", attr(&site.server_href(&d.server)), text(&d.server));
+        let _ = write!(
+            b,
+            "<section class=\"drift-server\"><h3><a href=\"{}\">{}</a></h3>",
+            attr(&site.server_href(&d.server)),
+            text(&d.server)
+        );
         b.push_str(&drift_summary(site, d));
         b.push_str("</section>");
     }
@@ -247,8 +270,10 @@ pub(crate) fn changes_page(site: &Site, drifts: &[PinDrift], unpinned: usize, fi
     }
     let _ = write!(b, "<h2>Findings ({})</h2>", findings.len());
     if !findings.is_empty() {
-        b.push_str("<table id=\"all-findings\"><thead><tr><th scope=\"col\">Severity</th><th scope=\"col\">Tool</th>\
-                    <th scope=\"col\">Finding</th><th scope=\"col\">Text</th></tr></thead><tbody>");
+        b.push_str(
+            "<table id=\"all-findings\"><thead><tr><th scope=\"col\">Severity</th><th scope=\"col\">Tool</th>\
+                    <th scope=\"col\">Finding</th><th scope=\"col\">Text</th></tr></thead><tbody>",
+        );
         for f in findings.iter().take(1000) {
             let _ = write!(
                 b,
@@ -277,5 +302,5 @@ pub(crate) fn login_page(error: Option<&str>) -> String {
          <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required>\
          <button type=\"submit\">Log in</button></form><p>A token from the console's <code>--auth-tokens</code> file.</p>",
     );
-    layout(&site, "Log in", &b).replace("href=\"/assets/", "href=\"/assets/").replace("/servers/index.html", "/servers")
+    layout(&site, "Log in", &b).replace("/servers/index.html", "/servers")
 }

@@ -106,7 +106,7 @@ pub async fn serve(config: Config) -> Result<(), WebError> {
     axum::serve(listener, router).await.map_err(WebError::Serve)
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -145,14 +145,18 @@ async fn dispatch(app: Arc<App>, req: Request<Body>) -> Response {
     let (parts, body) = req.into_parts();
     let host = header_str(&parts.headers, header::HOST).map(str::to_string);
     if !app.auth.host_allowed(host.as_deref()) {
-        return plain(StatusCode::MISDIRECTED_REQUEST, "this console does not answer to that Host (see --allowed-host)");
+        return plain(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this console does not answer to that Host (see --allowed-host)",
+        );
     }
     let host = host.unwrap_or_default();
     let path = parts.uri.path().to_string();
     let method = parts.method.clone();
     match (&method, path.as_str()) {
         (&Method::GET, "/assets/style.css") => {
-            return ([(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "max-age=3600")], STYLE).into_response();
+            return ([(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "max-age=3600")], STYLE)
+                .into_response();
         }
         (&Method::GET, "/assets/app.js") => {
             return ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "max-age=3600")], SCRIPT)
@@ -169,7 +173,10 @@ async fn dispatch(app: Arc<App>, req: Request<Body>) -> Response {
         let origin = header_str(&parts.headers, header::ORIGIN);
         let referer = header_str(&parts.headers, header::REFERER);
         if !auth::same_origin(&host, origin, referer) {
-            return plain(StatusCode::FORBIDDEN, "refused: a state-changing request must come from the console's own pages (Origin)");
+            return plain(
+                StatusCode::FORBIDDEN,
+                "refused: a state-changing request must come from the console's own pages (Origin)",
+            );
         }
         let bytes = match axum::body::to_bytes(body, MAX_FORM_BYTES).await {
             Ok(b) => b,
@@ -193,7 +200,8 @@ async fn dispatch(app: Arc<App>, req: Request<Body>) -> Response {
             None => page(StatusCode::UNAUTHORIZED, console::login_page(Some("That token is not valid."))),
         };
     }
-    let bearer = header_str(&parts.headers, header::AUTHORIZATION).and_then(|a| a.strip_prefix("Bearer ")).map(str::trim);
+    let bearer =
+        header_str(&parts.headers, header::AUTHORIZATION).and_then(|a| a.strip_prefix("Bearer ")).map(str::trim);
     let Some(visitor) = app.auth.who(header_str(&parts.headers, header::COOKIE), bearer) else {
         return if method == Method::POST {
             plain(StatusCode::UNAUTHORIZED, "log in first")
@@ -232,7 +240,13 @@ fn live(v: &auth::Visitor) -> Site {
     Site::Live { csrf: v.csrf.clone(), identity: v.identity.clone(), logins: v.logins }
 }
 
-fn route(app: &App, post: bool, path: &str, pairs: &[(String, String)], v: &auth::Visitor) -> Result<Response, WebError> {
+fn route(
+    app: &App,
+    post: bool,
+    path: &str,
+    pairs: &[(String, String)],
+    v: &auth::Visitor,
+) -> Result<Response, WebError> {
     let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
     let site = live(v);
     let profile: Profile = get("profile").and_then(|p| p.parse().ok()).unwrap_or(Profile::Balanced);
@@ -285,7 +299,9 @@ fn route(app: &App, post: bool, path: &str, pairs: &[(String, String)], v: &auth
             let (server, name) = (get("server").unwrap_or(""), get("name").unwrap_or(""));
             let catalogue = app.catalogue();
             match catalogue.tool(server, name)? {
-                None => page(StatusCode::NOT_FOUND, pages::not_found(&site, &format!("No tool {name:?} on {server:?}."))),
+                None => {
+                    page(StatusCode::NOT_FOUND, pages::not_found(&site, &format!("No tool {name:?} on {server:?}.")))
+                }
                 Some(detail) => {
                     let others = catalogue.other_servers_with(name, server)?;
                     let extras = site::tool_extras(&catalogue, &detail, &others, profile)?;
@@ -318,7 +334,8 @@ fn route(app: &App, post: bool, path: &str, pairs: &[(String, String)], v: &auth
                 _ => return Ok(plain(StatusCode::BAD_REQUEST, "action must be approve or deny")),
             };
             let window = get("for").and_then(|f| f.parse::<i64>().ok()).filter(|s| *s > 0 && approve);
-            let reason = get("reason").map(str::trim).filter(|r| !r.is_empty()).map(|r| r.chars().take(500).collect::<String>());
+            let reason =
+                get("reason").map(str::trim).filter(|r| !r.is_empty()).map(|r| r.chars().take(500).collect::<String>());
             let d = Decision { approve, by: &v.identity, reason: reason.as_deref(), approve_for_secs: window };
             match app.queue.decide(id, &d)? {
                 None => plain(StatusCode::NOT_FOUND, "no such approval request"),
@@ -365,7 +382,9 @@ fn route(app: &App, post: bool, path: &str, pairs: &[(String, String)], v: &auth
                 }
                 Ok(())
             })?;
-            findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| (&a.server, &a.tool).cmp(&(&b.server, &b.tool))));
+            findings.sort_by(|a, b| {
+                b.severity.cmp(&a.severity).then_with(|| (&a.server, &a.tool).cmp(&(&b.server, &b.tool)))
+            });
             page(StatusCode::OK, console::changes_page(&site, &drifts, unpinned, &findings))
         }
         _ => page(StatusCode::NOT_FOUND, pages::not_found(&site, "There is no such page.")),

@@ -14,9 +14,15 @@ use crate::store::Stats;
 /// How pages link and what the header shows.
 #[derive(Debug, Clone)]
 pub(crate) enum Site {
-    Live { csrf: String, identity: String, logins: bool },
+    Live {
+        csrf: String,
+        identity: String,
+        logins: bool,
+    },
     /// Static files; `root` leads from the page back to the site's root (`""` or `"../"`).
-    Static { root: String },
+    Static {
+        root: String,
+    },
 }
 
 impl Site {
@@ -59,11 +65,8 @@ pub(crate) fn page_key(parts: &[&str]) -> String {
     let joined = parts.join("\0");
     let digest = sha2::Sha256::digest(joined.as_bytes());
     let last = parts.last().copied().unwrap_or_default();
-    let slug: String = last
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
-        .take(40)
-        .collect();
+    let slug: String =
+        last.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).take(40).collect();
     format!("{}-{}", slug.trim_matches('-'), &hex::encode(digest)[..12])
 }
 
@@ -143,7 +146,12 @@ impl SearchForm {
     }
 
     /// The query string of this search with one dimension replaced (for facet links).
-    fn href(&self, risk: Option<Option<Risk>>, category: Option<Option<Category>>, server: Option<Option<&str>>) -> String {
+    fn href(
+        &self,
+        risk: Option<Option<Risk>>,
+        category: Option<Option<Category>>,
+        server: Option<Option<&str>>,
+    ) -> String {
         let q = &self.query;
         let mut parts = Vec::new();
         if let Some(t) = &q.text {
@@ -197,7 +205,9 @@ pub(crate) fn search_page(
     if let Some(s) = &q.server {
         let _ = write!(b, "<input type=\"hidden\" name=\"server\" value=\"{}\">", attr(s));
     }
-    b.push_str("<button type=\"submit\">Search</button></form><div class=\"with-facets\"><aside aria-label=\"Filters\">");
+    b.push_str(
+        "<button type=\"submit\">Search</button></form><div class=\"with-facets\"><aside aria-label=\"Filters\">",
+    );
     // Facets: each link selects one value of its dimension (keeping the others); the current one is marked.
     b.push_str("<h2>Risk</h2><ul class=\"facets\" id=\"facet-risk\">");
     for (risk, n) in facets.risk.iter().rev() {
@@ -398,7 +408,13 @@ pub(crate) fn server_page(
     } else {
         b.push_str("<ul class=\"findings\">");
         for (_, tool, f) in rows {
-            let _ = write!(b, "<li>{} <a href=\"{}\">{}</a>: ", risk_badge(f.severity), attr(&site.tool_href(&s.name, tool)), text(tool));
+            let _ = write!(
+                b,
+                "<li>{} <a href=\"{}\">{}</a>: ",
+                risk_badge(f.severity),
+                attr(&site.tool_href(&s.name, tool)),
+                text(tool)
+            );
             b.push_str(&finding_body(f));
             b.push_str("</li>");
         }
@@ -477,7 +493,8 @@ pub(crate) fn drift_summary(site: &Site, d: &PinDrift) -> String {
 }
 
 fn finding_body(f: &Finding) -> String {
-    let location = f.location.as_deref().map(|l| format!(" <span class=\"where\">in {}</span>", text(l))).unwrap_or_default();
+    let location =
+        f.location.as_deref().map(|l| format!(" <span class=\"where\">in {}</span>", text(l))).unwrap_or_default();
     format!("<code>{}</code> {}{location}", text(&f.id), text(&f.text))
 }
 
@@ -541,10 +558,18 @@ pub(crate) fn tool_page(site: &Site, d: &ToolDetail, x: &ToolExtras<'_>) -> Stri
     if !c.factors.is_empty() {
         let _ = write!(b, "<p>Blast-radius factors: {}</p>", text(&c.factors.join(", ")));
     }
-    b.push_str("<h2>Why</h2><table id=\"evidence\"><thead><tr><th scope=\"col\">Rule</th><th scope=\"col\">Where</th>\
-                <th scope=\"col\">Quoted</th></tr></thead><tbody>");
+    b.push_str(
+        "<h2>Why</h2><table id=\"evidence\"><thead><tr><th scope=\"col\">Rule</th><th scope=\"col\">Where</th>\
+                <th scope=\"col\">Quoted</th></tr></thead><tbody>",
+    );
     for e in &c.evidence {
-        let _ = write!(b, "<tr><td><code>{}</code></td><td>{}</td><td><mark>{}</mark></td></tr>", text(&e.rule), text(&e.field), text(&e.text));
+        let _ = write!(
+            b,
+            "<tr><td><code>{}</code></td><td>{}</td><td><mark>{}</mark></td></tr>",
+            text(&e.rule),
+            text(&e.field),
+            text(&e.text)
+        );
     }
     b.push_str("</tbody></table>");
     let quoted = |prefix: &str| -> Vec<&str> {
@@ -562,7 +587,8 @@ pub(crate) fn tool_page(site: &Site, d: &ToolDetail, x: &ToolExtras<'_>) -> Stri
         highlighted(&schema, &quoted("schema"))
     );
     if let Some(a) = &r.tool.annotations {
-        let _ = write!(b, "<h2>Annotations</h2><pre>{}</pre>", text(&serde_json::to_string_pretty(a).unwrap_or_default()));
+        let _ =
+            write!(b, "<h2>Annotations</h2><pre>{}</pre>", text(&serde_json::to_string_pretty(a).unwrap_or_default()));
     }
     let _ = write!(b, "<h2>Findings ({})</h2>", c.findings.len() + usize::from(!x.also_offered_by.is_empty()));
     if c.findings.is_empty() && x.also_offered_by.is_empty() {
@@ -573,8 +599,11 @@ pub(crate) fn tool_page(site: &Site, d: &ToolDetail, x: &ToolExtras<'_>) -> Stri
             let _ = write!(b, "<li>{} {}</li>", risk_badge(f.severity), finding_body(f));
         }
         if !x.also_offered_by.is_empty() {
-            let others: Vec<String> =
-                x.also_offered_by.iter().map(|o| format!("<a href=\"{}\">{}</a>", attr(&site.tool_href(o, &r.tool.name)), text(o))).collect();
+            let others: Vec<String> = x
+                .also_offered_by
+                .iter()
+                .map(|o| format!("<a href=\"{}\">{}</a>", attr(&site.tool_href(o, &r.tool.name)), text(o)))
+                .collect();
             let _ = write!(
                 b,
                 "<li>{} <code>duplicate-tool-name</code> also offered by {}: a client that loads both sees two tools of one name</li>",
@@ -589,7 +618,8 @@ pub(crate) fn tool_page(site: &Site, d: &ToolDetail, x: &ToolExtras<'_>) -> Stri
         if p == x.profile {
             let _ = write!(b, "<strong aria-current=\"true\">{p}</strong> ");
         } else if site.is_live() {
-            let _ = write!(b, "<a href=\"{}&amp;profile={p}\">{p}</a> ", attr(&site.tool_href(&r.server, &r.tool.name)));
+            let _ =
+                write!(b, "<a href=\"{}&amp;profile={p}\">{p}</a> ", attr(&site.tool_href(&r.server, &r.tool.name)));
         }
     }
     let _ = write!(
@@ -602,9 +632,17 @@ pub(crate) fn tool_page(site: &Site, d: &ToolDetail, x: &ToolExtras<'_>) -> Stri
         attr(&site.policy_href(&r.server, x.profile)),
         x.profile,
     );
-    let _ = write!(b, "<h2>History</h2><p>Current definition since {}.</p><ol class=\"history\" id=\"history\">", text(&d.since));
+    let _ = write!(
+        b,
+        "<h2>History</h2><p>Current definition since {}.</p><ol class=\"history\" id=\"history\">",
+        text(&d.since)
+    );
     for (i, e) in d.history.iter().enumerate() {
-        let fields = if e.changed_fields.is_empty() { String::new() } else { format!(" ({})", text(&e.changed_fields.join(", "))) };
+        let fields = if e.changed_fields.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", text(&e.changed_fields.join(", ")))
+        };
         let _ = write!(b, "<li><time>{}</time> {}{fields}", text(&e.at), text(&e.kind));
         if let Some(diff) = x.diffs.get(i) {
             b.push_str(&diff_block(diff));
@@ -617,7 +655,11 @@ pub(crate) fn tool_page(site: &Site, d: &ToolDetail, x: &ToolExtras<'_>) -> Stri
 
 /// Shown for a page that does not exist.
 pub(crate) fn not_found(site: &Site, what: &str) -> String {
-    layout(site, "Not found", &format!("<h1>Not found</h1><p>{}</p><p><a href=\"{}\">Back to the catalogue</a></p>", text(what), site.root()))
+    layout(
+        site,
+        "Not found",
+        &format!("<h1>Not found</h1><p>{}</p><p><a href=\"{}\">Back to the catalogue</a></p>", text(what), site.root()),
+    )
 }
 
 /// Make a message page (errors, confirmations).

@@ -9,9 +9,9 @@
 use std::fmt::Write;
 use std::path::Path;
 
+use super::WebError;
 use super::html::{script_json, text};
 use super::pages::{self, Site, ToolExtras};
-use super::WebError;
 use crate::catalogue::{Catalogue, ToolDetail};
 use crate::policy::Profile;
 
@@ -69,8 +69,10 @@ fn write(out: &Path, rel: &str, body: &str, files: &mut usize) -> Result<(), Web
 fn with_meta_csp(page: String) -> String {
     page.replacen(
         "<meta charset=\"utf-8\">",
-        &format!("<meta charset=\"utf-8\"><meta http-equiv=\"Content-Security-Policy\" content=\"{}\">", super::CSP
-            .replace("; frame-ancestors 'none'", "")),
+        &format!(
+            "<meta charset=\"utf-8\"><meta http-equiv=\"Content-Security-Policy\" content=\"{}\">",
+            super::CSP.replace("; frame-ancestors 'none'", "")
+        ),
         1,
     )
 }
@@ -93,7 +95,12 @@ pub fn write_site(catalogue: &Catalogue, out: &Path) -> Result<SiteReport, WebEr
         let shared = catalogue.shared_tool_names(&server.name)?;
         let drift = catalogue.pin_drift(&server.name)?;
         let key = pages::page_key(&[&server.name]);
-        write(out, &format!("servers/{key}.html"), &with_meta_csp(pages::server_page(&nested, &server, drift.as_ref(), &shared)), files)?;
+        write(
+            out,
+            &format!("servers/{key}.html"),
+            &with_meta_csp(pages::server_page(&nested, &server, drift.as_ref(), &shared)),
+            files,
+        )?;
         for profile in Profile::ALL {
             let policy = crate::policy::generate(&server.tools, profile);
             let body = serde_json::to_string_pretty(&policy).unwrap_or_default() + "\n";
@@ -109,7 +116,12 @@ pub fn write_site(catalogue: &Catalogue, out: &Path) -> Result<SiteReport, WebEr
             let c = &record.classification;
             let description: String = record.tool.description.as_deref().unwrap_or("").chars().take(200).collect();
             entries.push(serde_json::json!([
-                record.server, record.tool.name, c.risk.as_str(), c.category.as_str(), description, href
+                record.server,
+                record.tool.name,
+                c.risk.as_str(),
+                c.category.as_str(),
+                description,
+                href
             ]));
             worst.push((c.risk, record.server.clone(), record.tool.name.clone(), href));
         }
@@ -129,7 +141,14 @@ pub fn write_site(catalogue: &Catalogue, out: &Path) -> Result<SiteReport, WebEr
         report.tools, report.servers
     );
     for (risk, server, name, href) in worst.iter().take(200) {
-        let _ = write!(body, "<li>{} <a href=\"{}\">{}</a> ({})</li>", pages::risk_badge(*risk), super::html::attr(href), text(name), text(server));
+        let _ = write!(
+            body,
+            "<li>{} <a href=\"{}\">{}</a> ({})</li>",
+            pages::risk_badge(*risk),
+            super::html::attr(href),
+            text(name),
+            text(server)
+        );
     }
     let _ = write!(
         body,

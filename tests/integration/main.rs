@@ -10,6 +10,7 @@ mod test_redis;
 mod approvals;
 mod catalogue;
 mod classify;
+mod console;
 mod crawl;
 mod demo;
 mod farm;
