@@ -359,6 +359,8 @@ fn main() {
     let scan_time = started.elapsed();
     std::hint::black_box(matches);
 
+    let console = console_latencies(dir.path(), &catalogue, if benching { 200 } else { 3 });
+
     let p50 = percentile(&plain_lat, 0.5);
     println!("catalogue benchmark: {total} tools, {servers} servers, batches of {batch_servers} servers");
     println!(
@@ -389,4 +391,67 @@ fn main() {
         ms(scan_time),
         scan_time.as_secs_f64() / p50.as_secs_f64().max(1e-9)
     );
+    for (page, lat) in &console {
+        println!(
+            "console page {page} ({} samples, over loopback HTTP): p50 {}, p99 {} ({:.1}x the words-only search p50)",
+            lat.len(),
+            ms(percentile(lat, 0.5)),
+            ms(percentile(lat, 0.99)),
+            percentile(lat, 0.5).as_secs_f64() / p50.as_secs_f64().max(1e-9)
+        );
+    }
+}
+
+/// The web console (`toolwarden serve`) over this catalogue: each catalogue page fetched `rounds` times by a
+/// plain HTTP/1.1 client on loopback, one at a time; latencies from connect to the last byte.
+fn console_latencies(dir: &std::path::Path, catalogue: &Catalogue, rounds: usize) -> Vec<(String, Vec<Duration>)> {
+    use std::io::{Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let config = toolwarden::web::Config {
+        listen: addr,
+        data_dir: dir.to_path_buf(),
+        queue: toolwarden::approvals::Queue::open(dir, None, "toolwarden").expect("queue"),
+        auth_tokens: None,
+        allowed_hosts: Vec::new(),
+        decider: "bench".into(),
+    };
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(toolwarden::web::serve(config)).expect("serve");
+    });
+    let get = |path: &str| -> (Duration, usize) {
+        let started = Instant::now();
+        let mut s = loop {
+            match std::net::TcpStream::connect(addr) {
+                Ok(s) => break s,
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut body = Vec::new();
+        s.read_to_end(&mut body).unwrap();
+        let took = started.elapsed();
+        assert!(body.starts_with(b"HTTP/1.1 200"), "{path}: {}", String::from_utf8_lossy(&body[..body.len().min(200)]));
+        (took, body.len())
+    };
+    let first = catalogue.servers().expect("servers").into_iter().next().expect("a server").name;
+    let tool = catalogue.tools(std::slice::from_ref(&first)).expect("tools")[0].tool.name.clone();
+    let pages = [
+        "/".to_string(),
+        "/?q=delete".to_string(),
+        "/?q=refund+payment&category=financial".to_string(),
+        "/?risk=critical&risk=high".to_string(),
+        format!("/server?name={first}"),
+        format!("/tool?server={first}&name={tool}"),
+        "/servers".to_string(),
+    ];
+    pages
+        .iter()
+        .map(|page| {
+            get(page); // warm
+            let lat: Vec<Duration> = (0..rounds).map(|_| get(page).0).collect();
+            (page.clone(), lat)
+        })
+        .collect()
 }
