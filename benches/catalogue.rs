@@ -450,7 +450,8 @@ fn console_latencies(dir: &std::path::Path, catalogue: &Catalogue, rounds: usize
         .iter()
         .map(|page| {
             get(page); // warm
-            let lat: Vec<Duration> = (0..rounds).map(|_| get(page).0).collect();
+            let mut lat: Vec<Duration> = (0..rounds).map(|_| get(page).0).collect();
+            lat.sort();
             (page.clone(), lat)
         })
         .collect()

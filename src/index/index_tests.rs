@@ -115,3 +115,39 @@ fn bounded_text_is_cut_on_a_character_boundary() {
     assert_eq!(hits[0].name, long);
     assert_eq!(hits[0].server, long);
 }
+
+#[test]
+fn facets_count_each_dimension_without_its_own_filter() {
+    let (_dir, index) = sample();
+    let all = index.facets(&SearchQuery { limit: 10, ..SearchQuery::default() }, 10).unwrap();
+    assert_eq!(all.total, 4);
+    assert_eq!(all.server, vec![("files".to_string(), 2), ("shop".to_string(), 2)]);
+    let n = |f: &Facets, c: Category| f.category.iter().find(|(k, _)| *k == c).unwrap().1;
+    assert_eq!(n(&all, Category::Read), 1);
+    // Filtering on a server narrows the other dimensions but still lists every server.
+    let shop = SearchQuery { server: Some("shop".into()), limit: 10, ..SearchQuery::default() };
+    let f = index.facets(&shop, 10).unwrap();
+    assert_eq!(f.total, 2);
+    assert_eq!(n(&f, Category::Read), 0);
+    assert_eq!(n(&f, Category::Financial), 1);
+    assert_eq!(f.server.len(), 2, "the server facet ignores the server filter: {:?}", f.server);
+    // Words narrow everything.
+    let f = index.facets(&query("file"), 1).unwrap();
+    assert_eq!(f.total, 2);
+    assert_eq!((f.server.len(), f.servers), (1, 1));
+    let r = |f: &Facets, risk: Risk| f.risk.iter().find(|(k, _)| *k == risk).unwrap().1;
+    assert_eq!(r(&f, Category::Destructive.base_risk()) + r(&f, Category::Read.base_risk()), 2);
+}
+
+#[test]
+fn a_long_lived_reader_sees_later_commits_after_reload() {
+    let (dir, mut index) = sample();
+    index.finish().unwrap();
+    assert_eq!(index.num_docs(), 4);
+    let (mut writer, _) = SearchIndex::open(&dir.path().join("index")).unwrap();
+    writer.begin().unwrap();
+    writer.add(&record("extra", Tool::named("delete_everything"), Category::Destructive)).unwrap();
+    writer.commit("id:2").unwrap();
+    index.reload().unwrap();
+    assert_eq!(index.num_docs(), 5);
+}

@@ -158,6 +158,8 @@ pub struct SearchIndex {
     fields: Fields,
     reader: IndexReader,
     writer: Option<IndexWriter<TantivyDocument>>,
+    /// The opstamp of the commit the reader last loaded through [`SearchIndex::reload`] (`u64::MAX`: none).
+    loaded: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -219,7 +221,14 @@ impl SearchIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(|source| IndexError::Tantivy { path: dir.into(), source })?;
-        Ok(SearchIndex { dir: dir.to_path_buf(), index, fields, reader, writer: None })
+        Ok(SearchIndex {
+            dir: dir.to_path_buf(),
+            index,
+            fields,
+            reader,
+            writer: None,
+            loaded: std::sync::atomic::AtomicU64::new(u64::MAX),
+        })
     }
 
     fn err(&self, source: tantivy::TantivyError) -> IndexError {
@@ -409,9 +418,19 @@ impl SearchIndex {
         Some(Box::new(BooleanQuery::new(clauses)))
     }
 
-    /// Make a long-lived reader see the latest commit (another process may have written the index).
+    /// Make a long-lived reader see the latest commit (another process may have written the index). Reopening
+    /// the segments costs tens of milliseconds at 250k tools, so it is done only when the commit on disk is
+    /// not the one last loaded.
     pub fn reload(&self) -> Result<(), IndexError> {
-        self.reader.reload().map_err(|source| IndexError::Tantivy { path: self.dir.clone(), source })
+        use std::sync::atomic::Ordering;
+        let tantivy = |source| IndexError::Tantivy { path: self.dir.clone(), source };
+        let opstamp = self.index.load_metas().map_err(tantivy)?.opstamp;
+        if self.loaded.load(Ordering::Relaxed) == opstamp {
+            return Ok(());
+        }
+        self.reader.reload().map_err(tantivy)?;
+        self.loaded.store(opstamp, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The lenient parse of the user's words over the text fields, names weighted most.
@@ -526,9 +545,11 @@ enum Dim {
 /// Counts matching documents by the value of one fast field (as text: the code, or the server name).
 struct DimCount(Dim);
 
+/// A segment's column and a count per value: codes (risk, category) are small numbers and server names are
+/// dictionary ordinals, so counts are a vector indexed by value, not a map (this loop runs once per match).
 enum DimColumn {
-    Number(tantivy::columnar::Column<u64>, std::collections::HashMap<u64, usize>),
-    Text(Option<tantivy::columnar::StrColumn>, std::collections::HashMap<u64, usize>),
+    Number(tantivy::columnar::Column<u64>),
+    Text(Option<tantivy::columnar::StrColumn>),
 }
 
 impl tantivy::collector::Collector for DimCount {
@@ -537,11 +558,16 @@ impl tantivy::collector::Collector for DimCount {
 
     fn for_segment(&self, _: tantivy::SegmentOrdinal, segment: &tantivy::SegmentReader) -> tantivy::Result<DimSegment> {
         let fast = segment.fast_fields();
-        Ok(DimSegment(match self.0 {
-            Dim::Risk => DimColumn::Number(fast.u64("risk")?, Default::default()),
-            Dim::Category => DimColumn::Number(fast.u64("category")?, Default::default()),
-            Dim::Server => DimColumn::Text(fast.str("server")?, Default::default()),
-        }))
+        let column = match self.0 {
+            Dim::Risk => DimColumn::Number(fast.u64("risk")?),
+            Dim::Category => DimColumn::Number(fast.u64("category")?),
+            Dim::Server => DimColumn::Text(fast.str("server")?),
+        };
+        let size = match &column {
+            DimColumn::Number(_) => 16,
+            DimColumn::Text(c) => c.as_ref().map_or(0, |c| c.num_terms()),
+        };
+        Ok(DimSegment { column, counts: vec![0; size] })
     }
 
     fn requires_scoring(&self) -> bool {
@@ -557,37 +583,36 @@ impl tantivy::collector::Collector for DimCount {
     }
 }
 
-struct DimSegment(DimColumn);
+struct DimSegment {
+    column: DimColumn,
+    counts: Vec<usize>,
+}
 
 impl tantivy::collector::SegmentCollector for DimSegment {
     type Fruit = Vec<(String, usize)>;
 
     fn collect(&mut self, doc: tantivy::DocId, _: tantivy::Score) {
-        match &mut self.0 {
-            DimColumn::Number(column, counts) => {
-                if let Some(v) = column.first(doc) {
-                    *counts.entry(v).or_default() += 1;
-                }
-            }
-            DimColumn::Text(Some(column), counts) => {
-                if let Some(ord) = column.term_ords(doc).next() {
-                    *counts.entry(ord).or_default() += 1;
-                }
-            }
-            DimColumn::Text(None, _) => {}
+        let value = match &self.column {
+            DimColumn::Number(column) => column.first(doc),
+            DimColumn::Text(Some(column)) => column.term_ords(doc).next(),
+            DimColumn::Text(None) => None,
+        };
+        if let Some(slot) = value.and_then(|v| self.counts.get_mut(v as usize)) {
+            *slot += 1;
         }
     }
 
     fn harvest(self) -> Vec<(String, usize)> {
-        match self.0 {
-            DimColumn::Number(_, counts) => counts.into_iter().map(|(k, n)| (k.to_string(), n)).collect(),
-            DimColumn::Text(column, counts) => {
-                let Some(column) = column else { return Vec::new() };
-                let mut out = Vec::with_capacity(counts.len());
-                for (ord, n) in counts {
+        let counted = self.counts.iter().enumerate().filter(|(_, n)| **n > 0);
+        match self.column {
+            DimColumn::Number(_) => counted.map(|(k, n)| (k.to_string(), *n)).collect(),
+            DimColumn::Text(None) => Vec::new(),
+            DimColumn::Text(Some(column)) => {
+                let mut out = Vec::new();
+                for (ord, n) in counted {
                     let mut name = String::new();
-                    if column.ord_to_str(ord, &mut name).unwrap_or(false) {
-                        out.push((name, n));
+                    if column.ord_to_str(ord as u64, &mut name).unwrap_or(false) {
+                        out.push((name, *n));
                     }
                 }
                 out

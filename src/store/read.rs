@@ -21,13 +21,23 @@ impl Store {
         servers: &[String],
         mut f: impl FnMut(ToolRecord) -> Result<(), E>,
     ) -> Result<(), E> {
-        let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM current_tools t JOIN servers s ON s.id = t.server_id
-             JOIN definitions d ON d.fingerprint = t.fingerprint
-             JOIN classifications c ON c.fingerprint = t.fingerprint
-             WHERE ?1 IS NULL OR s.name IN (SELECT value FROM json_each(?1))
-             ORDER BY s.name, t.name"
-        );
+        // Two statements, not `?1 IS NULL OR …`: the OR hides the server filter from the planner, which then
+        // scans every current tool to answer for one server (125 ms instead of 1 at 250k tools).
+        let sql = if servers.is_empty() {
+            format!(
+                "SELECT {RECORD_COLUMNS} FROM current_tools t JOIN servers s ON s.id = t.server_id
+                 JOIN definitions d ON d.fingerprint = t.fingerprint
+                 JOIN classifications c ON c.fingerprint = t.fingerprint
+                 WHERE ?1 IS NULL ORDER BY s.name, t.name"
+            )
+        } else {
+            format!(
+                "SELECT {RECORD_COLUMNS} FROM servers s CROSS JOIN current_tools t ON t.server_id = s.id
+                 JOIN definitions d ON d.fingerprint = t.fingerprint
+                 JOIN classifications c ON c.fingerprint = t.fingerprint
+                 WHERE s.name IN (SELECT value FROM json_each(?1)) ORDER BY s.name, t.name"
+            )
+        };
         let filter =
             (!servers.is_empty()).then(|| serde_json::to_string(servers)).transpose().map_err(StoreError::from)?;
         let mut stmt = self.conn.prepare_cached(&sql).map_err(StoreError::from)?;

@@ -279,6 +279,7 @@ fn route(
                         catalogue.judge_drift(d, &app.classifier)?;
                     }
                     let shared = catalogue.shared_tool_names(name)?;
+
                     page(StatusCode::OK, pages::server_page(&site, &s, drift.as_ref(), &shared))
                 }
             }

@@ -419,13 +419,17 @@ pub(crate) fn server_page(
             b.push_str("</li>");
         }
         for (tool, others) in shared {
-            let others: Vec<String> = others.iter().map(|o| text(o)).collect();
+            let mut names: Vec<String> = others.iter().take(5).map(|o| text(o)).collect();
+            if others.len() > 5 {
+                names.push(format!("and {} more", others.len() - 5));
+            }
             let _ = write!(
                 b,
-                "<li>{} {} <code>duplicate-tool-name</code>: also offered by {}</li>",
+                "<li>{} <a href=\"{}\">{}</a> <code>duplicate-tool-name</code>: also offered by {}</li>",
                 risk_badge(Risk::Medium),
+                attr(&site.tool_href(&s.name, tool)),
                 text(tool),
-                others.join(", ")
+                names.join(", ")
             );
         }
         b.push_str("</ul>");
