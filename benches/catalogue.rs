@@ -360,6 +360,17 @@ fn main() {
     std::hint::black_box(matches);
 
     let console = console_latencies(dir.path(), &catalogue, if benching { 200 } else { 3 });
+    // What the front page's facets cost in the library, without HTTP or HTML.
+    let mut facet_lat: Vec<Duration> = (0..if benching { 100 } else { 2 })
+        .map(|_| {
+            let started = Instant::now();
+            std::hint::black_box(
+                catalogue.facets(&SearchQuery { limit: 50, ..SearchQuery::default() }, 25).expect("facets"),
+            );
+            started.elapsed()
+        })
+        .collect();
+    facet_lat.sort();
 
     let p50 = percentile(&plain_lat, 0.5);
     println!("catalogue benchmark: {total} tools, {servers} servers, batches of {batch_servers} servers");
@@ -390,6 +401,11 @@ fn main() {
         "full scan of the store for \"delete\" (baseline): {}, so an indexed search (p50) is {:.0}x faster",
         ms(scan_time),
         scan_time.as_secs_f64() / p50.as_secs_f64().max(1e-9)
+    );
+    println!(
+        "facets of the whole catalogue (library): p50 {}, p99 {}",
+        ms(percentile(&facet_lat, 0.5)),
+        ms(percentile(&facet_lat, 0.99))
     );
     for (page, lat) in &console {
         println!(

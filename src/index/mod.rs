@@ -384,24 +384,43 @@ impl SearchIndex {
     pub fn facets(&self, q: &SearchQuery, max_servers: usize) -> Result<Facets, IndexError> {
         let tantivy = |source| IndexError::Tantivy { path: self.dir.clone(), source };
         let searcher = self.reader.searcher();
-        let count = |q: &SearchQuery, dim: Dim| -> Result<Vec<(String, usize)>, IndexError> {
-            let Some(query) = self.query_for(q) else { return Ok(Vec::new()) };
-            searcher.search(query.as_ref(), &DimCount(dim)).map_err(tantivy)
+        let count = |q: &SearchQuery, dims: Vec<Dim>| -> Result<(usize, Vec<Vec<(String, usize)>>), IndexError> {
+            let n = dims.len();
+            let Some(query) = self.query_for(q) else { return Ok((0, vec![Vec::new(); n])) };
+            searcher.search(query.as_ref(), &DimCount(dims)).map_err(tantivy)
         };
-        let total = match self.query_for(q) {
-            Some(query) => searcher.search(query.as_ref(), &tantivy::collector::Count).map_err(tantivy)?,
-            None => 0,
+        // One pass counts the matches and every dimension the query does not filter on (on the front page,
+        // all three); a dimension with a filter of its own is counted in a pass without that filter.
+        let own = [
+            (Dim::Risk, !q.risks.is_empty() || q.min_risk.is_some()),
+            (Dim::Category, !q.categories.is_empty()),
+            (Dim::Server, q.server.is_some()),
+        ];
+        let shared: Vec<Dim> = own.iter().filter(|(_, filtered)| !filtered).map(|(d, _)| *d).collect();
+        let (total, counts) = count(q, shared.clone())?;
+        let mut by_dim: Vec<(Dim, Vec<(String, usize)>)> = shared.into_iter().zip(counts).collect();
+        for (dim, filtered) in own {
+            if !filtered {
+                continue;
+            }
+            let without = match dim {
+                Dim::Risk => SearchQuery { risks: Vec::new(), min_risk: None, ..q.clone() },
+                Dim::Category => SearchQuery { categories: Vec::new(), ..q.clone() },
+                Dim::Server => SearchQuery { server: None, ..q.clone() },
+            };
+            let (_, mut counts) = count(&without, vec![dim])?;
+            by_dim.push((dim, counts.pop().unwrap_or_default()));
+        }
+        let mut take = |want: Dim| {
+            by_dim.iter().position(|(d, _)| *d == want).map(|i| by_dim.swap_remove(i).1).unwrap_or_default()
         };
         let pick =
-            |counts: Vec<(String, usize)>, code: &str| counts.iter().find(|(k, _)| k == code).map_or(0, |(_, n)| *n);
-        let without_risk = SearchQuery { risks: Vec::new(), min_risk: None, ..q.clone() };
-        let risks = count(&without_risk, Dim::Risk)?;
-        let risk = Risk::ALL.iter().map(|r| (*r, pick(risks.clone(), &r.rank().to_string()))).collect();
-        let without_category = SearchQuery { categories: Vec::new(), ..q.clone() };
-        let categories = count(&without_category, Dim::Category)?;
-        let category =
-            Category::ALL.iter().map(|c| (*c, pick(categories.clone(), &category_code(*c).to_string()))).collect();
-        let mut server = count(&SearchQuery { server: None, ..q.clone() }, Dim::Server)?;
+            |counts: &[(String, usize)], code: String| counts.iter().find(|(k, _)| *k == code).map_or(0, |(_, n)| *n);
+        let risks = take(Dim::Risk);
+        let risk = Risk::ALL.iter().map(|r| (*r, pick(&risks, r.rank().to_string()))).collect();
+        let categories = take(Dim::Category);
+        let category = Category::ALL.iter().map(|c| (*c, pick(&categories, category_code(*c).to_string()))).collect();
+        let mut server = take(Dim::Server);
         server.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let servers = server.len();
         server.truncate(max_servers);
@@ -535,89 +554,122 @@ pub struct Facets {
 }
 
 /// Which fast field a [`DimCount`] counts.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dim {
     Risk,
     Category,
     Server,
 }
 
-/// Counts matching documents by the value of one fast field (as text: the code, or the server name).
-struct DimCount(Dim);
+/// Counts matching documents, and for each of its dimensions the matches by the value of that fast field
+/// (as text: the code, or the server name).
+struct DimCount(Vec<Dim>);
 
 /// A segment's column and a count per value: codes (risk, category) are small numbers and server names are
 /// dictionary ordinals, so counts are a vector indexed by value, not a map (this loop runs once per match).
-enum DimColumn {
-    Number(tantivy::columnar::Column<u64>),
-    Text(Option<tantivy::columnar::StrColumn>),
+struct DimColumn {
+    /// The value per document: the code, or the ordinal of the server name in `names`.
+    values: tantivy::columnar::Column<u64>,
+    names: Option<tantivy::columnar::StrColumn>,
 }
 
+type DimFruit = (usize, Vec<Vec<(String, usize)>>);
+
 impl tantivy::collector::Collector for DimCount {
-    type Fruit = Vec<(String, usize)>;
+    type Fruit = DimFruit;
     type Child = DimSegment;
 
     fn for_segment(&self, _: tantivy::SegmentOrdinal, segment: &tantivy::SegmentReader) -> tantivy::Result<DimSegment> {
         let fast = segment.fast_fields();
-        let column = match self.0 {
-            Dim::Risk => DimColumn::Number(fast.u64("risk")?),
-            Dim::Category => DimColumn::Number(fast.u64("category")?),
-            Dim::Server => DimColumn::Text(fast.str("server")?),
-        };
-        let size = match &column {
-            DimColumn::Number(_) => 16,
-            DimColumn::Text(c) => c.as_ref().map_or(0, |c| c.num_terms()),
-        };
-        Ok(DimSegment { column, counts: vec![0; size] })
+        let mut columns = Vec::with_capacity(self.0.len());
+        for dim in &self.0 {
+            let column = match dim {
+                Dim::Risk => DimColumn { values: fast.u64("risk")?, names: None },
+                Dim::Category => DimColumn { values: fast.u64("category")?, names: None },
+                Dim::Server => match fast.str("server")? {
+                    Some(names) => DimColumn { values: names.ords().clone(), names: Some(names) },
+                    // A segment without the column has no server to count (kept in place: fruits are by position).
+                    None => {
+                        columns.push((*dim, None, Vec::new()));
+                        continue;
+                    }
+                },
+            };
+            let size = column.names.as_ref().map_or(16, |c| c.num_terms());
+            columns.push((*dim, Some(column), vec![0; size]));
+        }
+        Ok(DimSegment { columns, total: 0, block: Vec::new() })
     }
 
     fn requires_scoring(&self) -> bool {
         false
     }
 
-    fn merge_fruits(&self, fruits: Vec<Vec<(String, usize)>>) -> tantivy::Result<Vec<(String, usize)>> {
-        let mut all: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-        for (key, n) in fruits.into_iter().flatten() {
-            *all.entry(key).or_default() += n;
+    fn merge_fruits(&self, fruits: Vec<DimFruit>) -> tantivy::Result<DimFruit> {
+        let mut all: Vec<std::collections::HashMap<String, usize>> = vec![Default::default(); self.0.len()];
+        let mut total = 0;
+        for (n, dims) in fruits {
+            total += n;
+            for (i, counts) in dims.into_iter().enumerate() {
+                for (key, n) in counts {
+                    *all[i].entry(key).or_default() += n;
+                }
+            }
         }
-        Ok(all.into_iter().collect())
+        Ok((total, all.into_iter().map(|m| m.into_iter().collect()).collect()))
     }
 }
 
 struct DimSegment {
-    column: DimColumn,
-    counts: Vec<usize>,
+    columns: Vec<(Dim, Option<DimColumn>, Vec<usize>)>,
+    total: usize,
+    /// Values of one block of documents (reused).
+    block: Vec<Option<u64>>,
 }
 
 impl tantivy::collector::SegmentCollector for DimSegment {
-    type Fruit = Vec<(String, usize)>;
+    type Fruit = DimFruit;
 
     fn collect(&mut self, doc: tantivy::DocId, _: tantivy::Score) {
-        let value = match &self.column {
-            DimColumn::Number(column) => column.first(doc),
-            DimColumn::Text(Some(column)) => column.term_ords(doc).next(),
-            DimColumn::Text(None) => None,
-        };
-        if let Some(slot) = value.and_then(|v| self.counts.get_mut(v as usize)) {
-            *slot += 1;
+        self.collect_block(&[doc]);
+    }
+
+    /// Whole blocks of matches at once: one column read per block instead of per document.
+    fn collect_block(&mut self, docs: &[tantivy::DocId]) {
+        self.total += docs.len();
+        self.block.clear();
+        self.block.resize(docs.len(), None);
+        for (_, column, counts) in &mut self.columns {
+            let Some(column) = column else { continue };
+            column.values.first_vals(docs, &mut self.block);
+            for v in self.block.iter().flatten() {
+                if let Some(slot) = counts.get_mut(*v as usize) {
+                    *slot += 1;
+                }
+            }
         }
     }
 
-    fn harvest(self) -> Vec<(String, usize)> {
-        let counted = self.counts.iter().enumerate().filter(|(_, n)| **n > 0);
-        match self.column {
-            DimColumn::Number(_) => counted.map(|(k, n)| (k.to_string(), *n)).collect(),
-            DimColumn::Text(None) => Vec::new(),
-            DimColumn::Text(Some(column)) => {
-                let mut out = Vec::new();
-                for (ord, n) in counted {
-                    let mut name = String::new();
-                    if column.ord_to_str(ord as u64, &mut name).unwrap_or(false) {
-                        out.push((name, *n));
-                    }
+    fn harvest(self) -> DimFruit {
+        let mut dims = Vec::with_capacity(self.columns.len());
+        for (_, column, counts) in self.columns {
+            let counted = counts.into_iter().enumerate().filter(|(_, n)| *n > 0);
+            dims.push(match column.as_ref().and_then(|c| c.names.as_ref()) {
+                None => counted.map(|(k, n)| (k.to_string(), n)).collect(),
+                // One sorted walk of the dictionary: looking each ordinal up alone costs a block decode per
+                // server per segment (thousands of servers times dozens of segments per page).
+                Some(names) => {
+                    let (ords, ns): (Vec<u64>, Vec<usize>) = counted.map(|(o, n)| (o as u64, n)).unzip();
+                    let mut found = Vec::with_capacity(ords.len());
+                    let ok = names
+                        .dictionary()
+                        .sorted_ords_to_term_cb(&ords, |bytes| found.push(String::from_utf8_lossy(bytes).into_owned()))
+                        .unwrap_or(false);
+                    if ok { found.into_iter().zip(ns).collect() } else { Vec::new() }
                 }
-                out
-            }
+            });
         }
+        (self.total, dims)
     }
 }
 
