@@ -384,7 +384,7 @@ impl SearchIndex {
     pub fn facets(&self, q: &SearchQuery, max_servers: usize) -> Result<Facets, IndexError> {
         let tantivy = |source| IndexError::Tantivy { path: self.dir.clone(), source };
         let searcher = self.reader.searcher();
-        let count = |q: &SearchQuery, dims: Vec<Dim>| -> Result<(usize, Vec<Vec<(String, usize)>>), IndexError> {
+        let count = |q: &SearchQuery, dims: Vec<Dim>| -> Result<DimFruit, IndexError> {
             let n = dims.len();
             let Some(query) = self.query_for(q) else { return Ok((0, vec![Vec::new(); n])) };
             searcher.search(query.as_ref(), &DimCount(dims)).map_err(tantivy)
