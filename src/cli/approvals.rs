@@ -56,8 +56,7 @@ pub enum Sub {
 
 pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     output::require_format("approvals", g.format, &[Format::Table, Format::Json])?;
-    let journal = Queue::open(&g.data_dir(), args.state.as_deref(), &args.state_prefix)
-        .map_err(|e| if e.is_usage() { anyhow::Error::from(UsageError(e.to_string())) } else { e.into() })?;
+    let journal = open_queue(g, args.state.as_deref(), &args.state_prefix)?;
     match args.command {
         Sub::List { all } => list(&journal.list(all)?, g),
         Sub::Approve { id, for_, as_ } => {
@@ -74,7 +73,14 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
     }
 }
 
-fn decider(name: Option<String>) -> String {
+/// The queue of `--data-dir`, or the shared one of `--state`; a bad flag is a usage error.
+pub(super) fn open_queue(g: &Globals, state: Option<&str>, prefix: &str) -> anyhow::Result<Queue> {
+    Queue::open(&g.data_dir(), state, prefix)
+        .map_err(|e| if e.is_usage() { anyhow::Error::from(UsageError(e.to_string())) } else { e.into() })
+}
+
+/// Who decides: `--as NAME`, else the user running the command.
+pub(super) fn decider(name: Option<String>) -> String {
     name.or_else(|| std::env::var("USER").ok())
         .or_else(|| std::env::var("USERNAME").ok())
         .unwrap_or_else(|| "unknown".into())

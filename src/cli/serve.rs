@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use super::{Globals, Outcome, UsageError};
-use crate::approvals::Queue;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -50,9 +49,8 @@ pub(super) fn run(args: Args, g: &Globals) -> anyhow::Result<Outcome> {
         .into());
     }
     let auth_tokens = args.auth_tokens.as_deref().map(super::proxy::load_tokens).transpose()?;
-    let queue = Queue::open(&g.data_dir(), args.state.as_deref(), &args.state_prefix)
-        .map_err(|e| if e.is_usage() { anyhow::Error::from(UsageError(e.to_string())) } else { e.into() })?;
-    let decider = args.as_.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "console".into());
+    let queue = super::approvals::open_queue(g, args.state.as_deref(), &args.state_prefix)?;
+    let decider = super::approvals::decider(args.as_);
     let config = crate::web::Config {
         listen,
         data_dir: g.data_dir(),
